@@ -1,0 +1,181 @@
+"""The ``consolidate`` command: a thin typer shell over the Python API.
+
+Exit codes: 0 success, 2 bad input, 3 infeasible (or a grouping that breaks
+a rule), 4 solver trouble, 130 interrupted. ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from optimizer import catalog
+from optimizer.errors import DataValidationError, InfeasibleError, OptimizerError, SolverError
+from optimizer.evaluate import Evaluation, evaluate
+from optimizer.results import read_groupings
+
+app = typer.Typer(
+    name="consolidate",
+    help="How far should a government consolidate its buying, and what does that save?",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+datasets_app = typer.Typer(help="List, inspect and export the shipped datasets.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+console = Console()
+errors = Console(stderr=True)
+
+DataOpt = Annotated[
+    str, typer.Option("--data", help="A dataset folder, or a shipped dataset name (toy, uk-councils).")
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", help="A model TOML file or shipped model name; default: the dataset's own."),
+]
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+) -> None:
+    """Procurement consolidation optimizer."""
+
+
+@app.command("evaluate")
+def evaluate_command(
+    groupings: Annotated[Path, typer.Option("--groupings", help="CSV: body_id,category,site_id.")],
+    data: DataOpt = "toy",
+    model: ModelOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Check a grouping against every rule and print its cost breakdown.
+
+    Example: consolidate evaluate --data toy --model models/toy.toml --groupings g.csv
+    """
+    instance = catalog.load(data, model)
+    result = evaluate(instance, read_groupings(groupings))
+    if as_json:
+        console.print_json(json.dumps(_evaluation_payload(result)))
+    else:
+        _print_evaluation(result)
+    if not result.feasible:
+        raise typer.Exit(3)
+
+
+def _evaluation_payload(result: Evaluation) -> dict[str, object]:
+    return {
+        "level": result.level,
+        "feasible": result.feasible,
+        "breakdown": result.breakdown,
+        "open_sites": result.open_sites,
+        "violations": [
+            {"rule": v.rule, "message": v.message, "rows": list(v.rows)} for v in result.violations
+        ],
+    }
+
+
+def _print_evaluation(result: Evaluation) -> None:
+    table = Table(title=f"Cost breakdown at level {result.level} (GBP/yr)")
+    table.add_column("term")
+    table.add_column("GBP/yr", justify="right")
+    for term, value in result.breakdown.items():
+        table.add_row(term, f"{value:,.2f}")
+    console.print(table)
+    for violation in result.violations:
+        errors.print(f"[red]violated[/red] {violation}", markup=True, highlight=False)
+
+
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """List the shipped datasets.
+
+    Example: consolidate datasets list
+    """
+    table = Table(title="Shipped datasets")
+    table.add_column("name")
+    table.add_column("default model")
+    table.add_column("description")
+    for name, text in catalog.DATASETS.items():
+        table.add_row(name, catalog.DEFAULT_MODELS[name], text)
+    console.print(table)
+
+
+@datasets_app.command("show")
+def datasets_show(
+    name: Annotated[str, typer.Argument(help="A shipped dataset name or a dataset folder.")],
+    model: ModelOpt = None,
+) -> None:
+    """Show counts and spend totals by nation, tier and category.
+
+    Example: consolidate datasets show uk-councils
+    """
+    instance = catalog.load(name, model)
+    spend = instance.spend.join(instance.bodies, on="body_id")
+    console.print(f"[bold]{instance.name}[/bold]: {len(instance.bodies)} bodies, "
+                  f"{len(instance.sites)} candidate sites, {len(instance.categories)} categories, "
+                  f"GBP {spend['spend'].sum() / 1e9:,.2f}bn/yr spend")
+    groups = ["nation", "tier"] if "tier" in instance.bodies.columns else ["nation"]
+    for key in [*groups, "category"]:
+        console.print(_totals(spend, instance.bodies, key))
+
+
+def _totals(spend: pd.DataFrame, bodies: pd.DataFrame, key: str) -> Table:
+    table = Table(title=f"By {key}")
+    table.add_column(key)
+    table.add_column("bodies", justify="right")
+    table.add_column("spend GBP m/yr", justify="right")
+    sums = spend.groupby(key)["spend"].sum()
+    counts = bodies.groupby(key).size() if key in bodies.columns else spend.groupby(key)["body_id"].nunique()
+    for label in sorted(set(sums.index) | set(counts.index)):
+        table.add_row(str(label), str(int(counts.get(label, 0))), f"{sums.get(label, 0.0) / 1e6:,.1f}")
+    return table
+
+
+@datasets_app.command("export")
+def datasets_export(
+    name: Annotated[str, typer.Argument(help="A shipped dataset name.")],
+    folder: Annotated[Path, typer.Argument(help="The folder to write (created if needed).")],
+) -> None:
+    """Write a shipped dataset as a folder in the public data contract.
+
+    The generated network is written as edges.csv, so the copy gives exactly
+    the same distances and can be edited and run as your own.
+
+    Example: consolidate datasets export uk-councils my-councils/
+    """
+    if name not in catalog.DATASETS:
+        raise DataValidationError([f"(datasets export) | unknown dataset {name!r}; see 'consolidate datasets list'"])
+    instance = catalog.load(name)
+    source = catalog.dataset_folder(name)
+    folder.mkdir(parents=True, exist_ok=True)
+    for file in ("bodies.csv", "spend.csv", "sites.csv", "edges.csv"):
+        if (source / file).exists():
+            shutil.copyfile(source / file, folder / file)
+    if not (folder / "edges.csv").exists():
+        instance.edges.to_csv(folder / "edges.csv", index=False)
+    console.print(f"wrote {name} to {folder}")
+
+
+def main() -> None:
+    """Run the CLI, turning the project's errors into messages and exit codes."""
+    debug = "--debug" in sys.argv
+    try:
+        app()
+    except KeyboardInterrupt:
+        errors.print("interrupted")
+        sys.exit(130)
+    except OptimizerError as err:
+        if debug:
+            raise
+        code = {DataValidationError: 2, InfeasibleError: 3, SolverError: 4}
+        errors.print(f"error: {err}", highlight=False, markup=False)
+        sys.exit(next((c for t, c in code.items() if isinstance(err, t)), 1))

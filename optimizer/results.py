@@ -1,0 +1,66 @@
+"""Grouping files and atomic writes.
+
+A grouping file is CSV with the columns ``body_id,category,site_id``: for
+every body and category with spend, the agency (site) that buys it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from optimizer.errors import DataValidationError
+from optimizer.evaluate import GROUPING_COLUMNS
+from optimizer.schema import Problems, read_csv, require_columns
+
+
+def read_groupings(path: Path | str) -> pd.DataFrame:
+    """Read a grouping CSV; raise a validation error naming what is wrong."""
+    path = Path(path)
+    problems = Problems()
+    frame = read_csv(path, problems)
+    if frame is not None:
+        require_columns(frame, path.name, GROUPING_COLUMNS, problems)
+    problems.raise_if_any()
+    assert frame is not None
+    blank = frame[GROUPING_COLUMNS].eq("").any(axis=1).to_numpy()
+    if blank.any():
+        raise DataValidationError(
+            [f"({path.name}, row {i + 2}) | blank body_id, category or site_id" for i in blank.nonzero()[0]]
+        )
+    return frame[GROUPING_COLUMNS]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file so that readers see the old or the new file, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+            out.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_groupings(path: Path, groupings: pd.DataFrame) -> None:
+    """Write a grouping table atomically, sorted by body and category."""
+    table = groupings[GROUPING_COLUMNS].sort_values(["body_id", "category"])
+    atomic_write_text(path, table.to_csv(index=False, lineterminator="\n"))
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON atomically, indented, keys in insertion order."""
+    atomic_write_text(path, json.dumps(payload, indent=2, default=_plain) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,387 @@
+"""Read and validate a dataset folder and a model file.
+
+Every problem in every file is collected and raised as one
+:class:`~optimizer.errors.DataValidationError` whose lines say where:
+``(spend.csv, row 17, column 'spend') | must be >= 0, got '-5'``. Rows are
+numbered as a spreadsheet shows them (the header is row 1).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from optimizer.errors import DataValidationError, where
+from optimizer.model import Band, Category, Model, Scenario
+
+SITE_STATUSES = ("candidate", "open", "closed")
+EARTH_RADIUS_KM = 6371.0088
+
+
+@dataclass
+class Problems:
+    """An accumulator of validation messages."""
+
+    lines: list[str] = field(default_factory=list)
+
+    def add(self, file: str, row: int | None, column: str | None, message: str) -> None:
+        """Record one problem at a place."""
+        self.lines.append(f"{where(file, row, column)} | {message}")
+
+    def raise_if_any(self) -> None:
+        """Raise one error carrying every recorded problem."""
+        if self.lines:
+            raise DataValidationError(self.lines)
+
+
+# --------------------------------------------------------------------------- model
+
+
+_SCENARIO_KEYS = {"agency_fixed_cost", "same_nation", "split_categories", "description"}
+_CATEGORY_KEYS = {"desk_cost", "distance_cost", "radius_km", "bands", "description"}
+_TOP_KEYS = {"scenario", "categories", "spend_model"}
+
+
+def load_model(path: Path | str) -> Model:
+    """Read and validate a model TOML file.
+
+    Parameters
+    ----------
+    path : path-like
+        The TOML file.
+
+    Returns
+    -------
+    Model
+
+    Raises
+    ------
+    DataValidationError
+        On a missing file, bad TOML, unknown keys or invalid values.
+    """
+    path = Path(path)
+    name = path.name
+    problems = Problems()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataValidationError([f"({name}) | model file not found: {path}"]) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise DataValidationError([f"({name}) | not valid TOML: {err}"]) from err
+    for key in sorted(set(raw) - _TOP_KEYS):
+        problems.add(name, None, key, f"unknown key; expected one of {sorted(_TOP_KEYS)}")
+    scenario = _scenario(raw.get("scenario", {}), name, problems)
+    categories = _categories(raw.get("categories", {}), name, problems)
+    problems.raise_if_any()
+    extra = {"spend_model": raw["spend_model"]} if "spend_model" in raw else {}
+    return Model(scenario=scenario, categories=categories, extra=extra)
+
+
+def _number(value: Any, name: str, key: str, problems: Problems, *, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        problems.add(name, None, key, f"expected a number, got {value!r}")
+        return 0.0
+    if value < minimum:
+        problems.add(name, None, key, f"must be >= {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _scenario(raw: Any, name: str, problems: Problems) -> Scenario:
+    if not isinstance(raw, dict):
+        problems.add(name, None, "scenario", "expected a table")
+        return Scenario()
+    for key in sorted(set(raw) - _SCENARIO_KEYS):
+        problems.add(name, None, f"scenario.{key}", f"unknown key; expected {sorted(_SCENARIO_KEYS)}")
+    flags = {}
+    for key in ("same_nation", "split_categories"):
+        value = raw.get(key, True)
+        if not isinstance(value, bool):
+            problems.add(name, None, f"scenario.{key}", f"expected true or false, got {value!r}")
+            value = True
+        flags[key] = value
+    fixed = _number(raw.get("agency_fixed_cost", 0.0), name, "scenario.agency_fixed_cost", problems)
+    return Scenario(
+        agency_fixed_cost=fixed,
+        description=str(raw.get("description", "")),
+        **flags,
+    )
+
+
+def _categories(raw: Any, name: str, problems: Problems) -> dict[str, Category]:
+    if not isinstance(raw, dict) or not raw:
+        problems.add(name, None, "categories", "expected at least one [categories.NAME] table")
+        return {}
+    return {cat: _category(cat, spec, name, problems) for cat, spec in raw.items()}
+
+
+def _category(cat: str, spec: Any, name: str, problems: Problems) -> Category:
+    prefix = f"categories.{cat}"
+    if not isinstance(spec, dict):
+        problems.add(name, None, prefix, "expected a table")
+        return Category(cat)
+    for key in sorted(set(spec) - _CATEGORY_KEYS):
+        problems.add(name, None, f"{prefix}.{key}", f"unknown key; expected {sorted(_CATEGORY_KEYS)}")
+    radius = spec.get("radius_km")
+    if radius is not None:
+        radius = _number(radius, name, f"{prefix}.radius_km", problems)
+    bands = _bands(spec.get("bands", [[0, math.inf, 0.0]]), f"{prefix}.bands", name, problems)
+    return Category(
+        name=cat,
+        desk_cost=_number(spec.get("desk_cost", 0.0), name, f"{prefix}.desk_cost", problems),
+        distance_cost=_number(
+            spec.get("distance_cost", 0.0), name, f"{prefix}.distance_cost", problems
+        ),
+        radius_km=radius,
+        bands=bands,
+        description=str(spec.get("description", "")),
+    )
+
+
+def _bands(raw: Any, key: str, name: str, problems: Problems) -> tuple[Band, ...]:
+    if not isinstance(raw, list) or not raw:
+        problems.add(name, None, key, "expected a list of [lower, upper, rate] triples")
+        return (Band(0.0, math.inf, 0.0),)
+    bands: list[Band] = []
+    for i, triple in enumerate(raw, start=1):
+        ok = isinstance(triple, list) and len(triple) == 3
+        if not ok or any(isinstance(v, bool) or not isinstance(v, int | float) for v in triple):
+            problems.add(name, None, f"{key}[{i}]", f"expected [lower, upper, rate], got {triple!r}")
+            continue
+        bands.append(Band(float(triple[0]), float(triple[1]), float(triple[2])))
+    _check_bands(bands, key, name, problems)
+    return tuple(bands) or (Band(0.0, math.inf, 0.0),)
+
+
+def _check_bands(bands: list[Band], key: str, name: str, problems: Problems) -> None:
+    if not bands:
+        return
+    if bands[0].lower != 0:
+        problems.add(name, None, f"{key}[1]", f"bands must start at 0, got {bands[0].lower:g}")
+    if not math.isinf(bands[-1].upper):
+        problems.add(name, None, f"{key}[{len(bands)}]", "the last band must end at inf")
+    for i, band in enumerate(bands, start=1):
+        if not band.upper > band.lower:
+            problems.add(name, None, f"{key}[{i}]", f"upper {band.upper:g} must exceed lower {band.lower:g}")
+        if not 0 <= band.rate < 1:
+            problems.add(name, None, f"{key}[{i}]", f"rate must be in [0, 1), got {band.rate:g}")
+    for i, (prev, band) in enumerate(zip(bands, bands[1:], strict=False), start=2):
+        if band.lower < prev.upper:
+            problems.add(name, None, f"{key}[{i}]", f"overlaps the band before: lower {band.lower:g} < {prev.upper:g}")
+        elif band.lower > prev.upper:
+            problems.add(name, None, f"{key}[{i}]", f"leaves a gap: lower {band.lower:g} > {prev.upper:g}")
+        if band.rate < prev.rate:
+            problems.add(name, None, f"{key}[{i}]", f"rate {band.rate:g} falls below {prev.rate:g}; rates must not fall as volume rises")
+
+
+# ------------------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The validated tables of a dataset folder, before distances."""
+
+    bodies: pd.DataFrame
+    spend: pd.DataFrame
+    sites: pd.DataFrame | None
+    edges: pd.DataFrame | None
+
+
+def read_csv(path: Path, problems: Problems) -> pd.DataFrame | None:
+    """Read a CSV as text (no type guessing); record a problem if unreadable."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    except FileNotFoundError:
+        problems.add(path.name, None, None, f"file not found: {path}")
+        return None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        problems.add(path.name, None, None, f"cannot be read as CSV: {err}")
+        return None
+    frame.columns = [str(c).strip() for c in frame.columns]
+    return frame.apply(lambda s: s.str.strip())
+
+
+def require_columns(frame: pd.DataFrame, file: str, columns: list[str], problems: Problems) -> bool:
+    """Record each missing column; return whether all are present."""
+    missing = [c for c in columns if c not in frame.columns]
+    for column in missing:
+        problems.add(file, None, column, f"missing column; found {list(frame.columns)}")
+    return not missing
+
+
+def numbers(
+    frame: pd.DataFrame,
+    file: str,
+    column: str,
+    problems: Problems,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    blank_ok: bool = False,
+) -> pd.Series:
+    """Parse a column as floats, recording each non-numeric or out-of-range value."""
+    text = frame[column]
+    values = pd.to_numeric(text, errors="coerce").astype(float)
+    for i in np.flatnonzero(values.isna().to_numpy()):
+        if blank_ok and text.iloc[i] == "":
+            continue
+        problems.add(file, int(i) + 2, column, f"expected a number, got {text.iloc[i]!r}")
+    bad = values.notna() & ((values < low) | (values > high) | np.isinf(values))
+    for i in np.flatnonzero(bad.to_numpy()):
+        problems.add(file, int(i) + 2, column, f"must be in [{low:g}, {high:g}], got {text.iloc[i]!r}")
+    return values
+
+
+def unique_ids(frame: pd.DataFrame, file: str, column: str, problems: Problems) -> None:
+    """Record blank and duplicate ids."""
+    ids = frame[column]
+    for i in np.flatnonzero((ids == "").to_numpy()):
+        problems.add(file, int(i) + 2, column, "blank id")
+    for i in np.flatnonzero(ids.duplicated().to_numpy() & (ids != "").to_numpy()):
+        problems.add(file, int(i) + 2, column, f"duplicate id {ids.iloc[i]!r}")
+
+
+def known_ids(
+    frame: pd.DataFrame, file: str, column: str, known: pd.Index, what: str, problems: Problems
+) -> None:
+    """Record every value of ``column`` not in ``known``."""
+    values = frame[column]
+    for i in np.flatnonzero(~values.isin(known).to_numpy()):
+        problems.add(file, int(i) + 2, column, f"unknown {what} {values.iloc[i]!r}")
+
+
+def coordinates(
+    frame: pd.DataFrame, file: str, problems: Problems
+) -> tuple[str, pd.Series, pd.Series] | None:
+    """Parse ``x_km,y_km`` or ``lat,lon``; return the system and the two columns."""
+    if {"x_km", "y_km"} <= set(frame.columns):
+        x = numbers(frame, file, "x_km", problems, low=-1e5, high=1e5)
+        y = numbers(frame, file, "y_km", problems, low=-1e5, high=1e5)
+        return "km", x, y
+    if {"lat", "lon"} <= set(frame.columns):
+        lat = numbers(frame, file, "lat", problems, low=-90, high=90)
+        lon = numbers(frame, file, "lon", problems, low=-180, high=180)
+        return "latlon", lat, lon
+    problems.add(file, None, "x_km", "missing coordinates: give x_km,y_km or lat,lon")
+    return None
+
+
+def project(lat: pd.Series, lon: pd.Series, lat0: float) -> tuple[pd.Series, pd.Series]:
+    """Equirectangular projection to km about the reference latitude ``lat0``.
+
+    Examples
+    --------
+    >>> x, y = project(pd.Series([0.0]), pd.Series([1.0]), 0.0)
+    >>> round(float(x.iloc[0]), 1)
+    111.2
+    """
+    scale = EARTH_RADIUS_KM * math.pi / 180.0
+    return lon * scale * math.cos(math.radians(lat0)), lat * scale
+
+
+def _located(frame: pd.DataFrame, file: str, problems: Problems) -> tuple[str, pd.DataFrame]:
+    found = coordinates(frame, file, problems)
+    out = frame.copy()
+    if found is None:
+        return "km", out
+    system, a, b = found
+    if system == "km":
+        out["x_km"], out["y_km"] = a, b
+    else:
+        out["lat"], out["lon"] = a, b
+    return system, out
+
+
+def read_bodies(folder: Path, problems: Problems) -> tuple[str, pd.DataFrame | None]:
+    """Read ``bodies.csv``: ``body_id,name,nation`` and a location."""
+    frame = read_csv(folder / "bodies.csv", problems)
+    if frame is None or not require_columns(frame, "bodies.csv", ["body_id", "name", "nation"], problems):
+        return "km", None
+    unique_ids(frame, "bodies.csv", "body_id", problems)
+    for i in np.flatnonzero((frame["nation"] == "").to_numpy()):
+        problems.add("bodies.csv", int(i) + 2, "nation", "blank nation")
+    return _located(frame, "bodies.csv", problems)
+
+
+def read_spend(folder: Path, bodies: pd.DataFrame | None, model: Model, problems: Problems) -> pd.DataFrame | None:
+    """Read ``spend.csv``: ``body_id,category,spend`` (GBP/yr, long format)."""
+    file = "spend.csv"
+    frame = read_csv(folder / file, problems)
+    if frame is None or not require_columns(frame, file, ["body_id", "category", "spend"], problems):
+        return None
+    frame["spend"] = numbers(frame, file, "spend", problems, low=0.0)
+    if bodies is not None:
+        known_ids(frame, file, "body_id", pd.Index(bodies["body_id"]), "body", problems)
+    known_ids(frame, file, "category", pd.Index(list(model.categories)), "category (not in the model)", problems)
+    dup = frame.duplicated(["body_id", "category"]).to_numpy()
+    for i in np.flatnonzero(dup):
+        problems.add(file, int(i) + 2, "category", f"duplicate row for body {frame['body_id'].iloc[i]!r} and this category")
+    return frame
+
+
+def read_sites(
+    folder: Path, bodies: pd.DataFrame | None, problems: Problems
+) -> tuple[str, pd.DataFrame | None]:
+    """Read the optional ``sites.csv``; ``None`` when absent.
+
+    A blank or absent ``fixed_cost`` is NaN: the model's ``agency_fixed_cost``.
+    """
+    file = "sites.csv"
+    if not (folder / file).exists():
+        return "km", None
+    frame = read_csv(folder / file, problems)
+    if frame is None or not require_columns(frame, file, ["site_id", "name", "nation"], problems):
+        return "km", None
+    unique_ids(frame, file, "site_id", problems)
+    fixed = "fixed_cost" in frame.columns
+    frame["fixed_cost"] = (
+        numbers(frame, file, "fixed_cost", problems, low=0.0, blank_ok=True) if fixed else np.nan
+    )
+    capacity = "capacity" in frame.columns
+    frame["capacity"] = (
+        numbers(frame, file, "capacity", problems, low=0.0, blank_ok=True) if capacity else np.nan
+    )
+    _site_hosts(frame, bodies, problems)
+    _site_status(frame, problems)
+    return _located(frame, file, problems)
+
+
+def _site_hosts(frame: pd.DataFrame, bodies: pd.DataFrame | None, problems: Problems) -> None:
+    if "body_id" not in frame.columns:
+        frame["body_id"] = ""
+        return
+    if bodies is None:
+        return
+    hosts = frame["body_id"]
+    unknown = (hosts != "") & ~hosts.isin(bodies["body_id"])
+    for i in np.flatnonzero(unknown.to_numpy()):
+        problems.add("sites.csv", int(i) + 2, "body_id", f"unknown body {hosts.iloc[i]!r}")
+
+
+def _site_status(frame: pd.DataFrame, problems: Problems) -> None:
+    if "status" not in frame.columns:
+        frame["status"] = "candidate"
+        return
+    frame["status"] = frame["status"].replace("", "candidate")
+    for i in np.flatnonzero(~frame["status"].isin(SITE_STATUSES).to_numpy()):
+        problems.add("sites.csv", int(i) + 2, "status", f"expected one of {list(SITE_STATUSES)}, got {frame['status'].iloc[i]!r}")
+
+
+def read_edges(folder: Path, node_ids: pd.Index, problems: Problems) -> pd.DataFrame | None:
+    """Read the optional ``edges.csv``: ``source,target,km`` over body and site ids."""
+    file = "edges.csv"
+    if not (folder / file).exists():
+        return None
+    frame = read_csv(folder / file, problems)
+    if frame is None or not require_columns(frame, file, ["source", "target", "km"], problems):
+        return None
+    frame["km"] = numbers(frame, file, "km", problems, low=0.0)
+    for column in ("source", "target"):
+        known_ids(frame, file, column, node_ids, "body or site id", problems)
+    return frame[["source", "target", "km"]]
