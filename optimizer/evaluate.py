@@ -28,7 +28,8 @@ class Violation:
     rows: tuple[str, ...] = ()
 
     def __str__(self) -> str:
-        shown = ", ".join(self.rows[:10]) + (f", ... ({len(self.rows)} in all)" if len(self.rows) > 10 else "")
+        more = f", ... ({len(self.rows)} in all)" if len(self.rows) > 10 else ""
+        shown = ", ".join(self.rows[:10]) + more
         return f"{self.rule}: {self.message}" + (f" [{shown}]" if shown else "")
 
 
@@ -48,6 +49,7 @@ class Evaluation:
         Empty when every rule holds.
     volumes : DataFrame
         ``site_id, category, volume, saving, band`` per open (agency, category).
+
     """
 
     breakdown: dict[str, float]
@@ -75,6 +77,7 @@ def evaluate(
     Parameters
     ----------
     instance : Instance
+        The validated data, model and distances.
     groupings : DataFrame
         ``body_id, category, site_id``: one row per (body, category) with spend.
     open_sites : iterable of str, optional
@@ -85,12 +88,17 @@ def evaluate(
     Evaluation
         Costs are computed for the rows that can be costed even when rules
         are broken; check ``feasible`` before trusting them.
+
     """
     table = _clean(groupings)
     violations = _contract(instance, table)
+    extra = {str(site) for site in open_sites}
+    unknown = sorted(extra - set(instance.sites.index))
+    if unknown:
+        violations.append(Violation("contract", "unknown site id in open_sites", tuple(unknown)))
     known = table[_known_mask(instance, table)].drop_duplicates(["body_id", "category"])
     merged = _merge(instance, known)
-    opened = sorted(set(merged["site_id"]) | set(open_sites))
+    opened = sorted(set(merged["site_id"]) | (extra - set(unknown)))
     violations += _rules(instance, merged, opened)
     volumes = _volumes(instance, merged)
     breakdown = _breakdown(instance, merged, volumes, opened)
@@ -123,10 +131,12 @@ def _contract(instance: Instance, table: pd.DataFrame) -> list[Violation]:
     ):
         bad = table[~table[column].isin(known)]
         if len(bad):
-            out.append(Violation("contract", f"unknown {what} id", tuple(bad["row"] + ": " + bad[column])))
+            rows = tuple(bad["row"] + ": " + bad[column])
+            out.append(Violation("contract", f"unknown {what} id", rows))
     dup = table[table.duplicated(["body_id", "category"], keep="first")]
     if len(dup):
-        out.append(Violation("contract", "more than one row for a body and category", tuple(dup["row"])))
+        message = "more than one row for a body and category"
+        out.append(Violation("contract", message, tuple(dup["row"])))
     need = instance.spend[["body_id", "category"]]
     keys = pd.MultiIndex.from_frame(table[["body_id", "category"]])
     wanted = pd.MultiIndex.from_frame(need)
@@ -136,15 +146,16 @@ def _contract(instance: Instance, table: pd.DataFrame) -> list[Violation]:
                              tuple(f"{b}/{c}" for b, c in absent)))
     extra = table[~keys.isin(wanted) & _known_mask(instance, table).to_numpy()]
     if len(extra):
-        out.append(Violation("contract", "row for a body and category with no spend", tuple(extra["row"])))
+        message = "row for a body and category with no spend"
+        out.append(Violation("contract", message, tuple(extra["row"])))
     return out
 
 
 def _merge(instance: Instance, table: pd.DataFrame) -> pd.DataFrame:
     spend = instance.spend.set_index(["body_id", "category"])["spend"]
     merged = table.join(spend, on=["body_id", "category"], how="inner")
-    body_pos = instance.bodies.index.get_indexer(merged["body_id"])
-    site_pos = instance.sites.index.get_indexer(merged["site_id"])
+    body_pos = instance.bodies.index.get_indexer(pd.Index(merged["body_id"]))
+    site_pos = instance.sites.index.get_indexer(pd.Index(merged["site_id"]))
     merged["km"] = instance.distances[body_pos, site_pos]
     merged["body_nation"] = instance.bodies["nation"].to_numpy()[body_pos]
     merged["site_nation"] = instance.sites["nation"].to_numpy()[site_pos]
@@ -174,8 +185,8 @@ def _radius(instance: Instance, merged: pd.DataFrame, opened: list[str]) -> list
     bad = merged[~(merged["km"] <= limit + 1e-9)]
     if len(bad) == 0:
         return []
-    return [Violation("rule 2 (radius)", "agency beyond the category's radius_km",
-                      tuple(bad["row"] + f": {km:.1f} km" for km in bad["km"]))]
+    shown = (f"{row}: {km:.1f} km" for row, km in zip(bad["row"], bad["km"], strict=True))
+    return [Violation("rule 2 (radius)", "agency beyond the category's radius_km", tuple(shown))]
 
 
 def _nation(instance: Instance, merged: pd.DataFrame, opened: list[str]) -> list[Violation]:
@@ -193,8 +204,9 @@ def _capacity(instance: Instance, merged: pd.DataFrame, opened: list[str]) -> li
     over = load[cap.notna() & (load > cap * (1 + 1e-9) + 1e-6)]
     if len(over) == 0:
         return []
-    return [Violation("rule 4 (capacity)", "agency buys more than its capacity",
-                      tuple(f"{s}: {v:,.0f} > {cap[s]:,.0f}" for s, v in over.items()))]
+    limits = cap.reindex(over.index).to_numpy()
+    shown = (f"{s}: {v:,.0f} > {c:,.0f}" for s, v, c in zip(over.index, over, limits, strict=True))
+    return [Violation("rule 4 (capacity)", "agency buys more than its capacity", tuple(shown))]
 
 
 def _whole_body(instance: Instance, merged: pd.DataFrame, opened: list[str]) -> list[Violation]:
@@ -220,12 +232,13 @@ def _status(instance: Instance, merged: pd.DataFrame, opened: list[str]) -> list
 
 
 def _volumes(instance: Instance, merged: pd.DataFrame) -> pd.DataFrame:
-    volumes = merged.groupby(["site_id", "category"], sort=True)["spend"].sum().rename("volume").reset_index()
+    grouped = merged.groupby(["site_id", "category"], sort=True)["spend"]
+    volumes = grouped.sum().rename("volume").reset_index()
     cats = instance.model.categories
-    volumes["saving"] = [cats[c].saving(v) for c, v in zip(volumes["category"], volumes["volume"], strict=True)]
+    pairs = list(zip(volumes["category"], volumes["volume"], strict=True))
+    volumes["saving"] = [cats[c].saving(v) for c, v in pairs]
     volumes["band"] = [
-        1 + sum(v > b.lower for b in cats[c].bands[1:])
-        for c, v in zip(volumes["category"], volumes["volume"], strict=True)
+        1 + sum(v > b.lower for b in cats[c].bands[1:]) for c, v in pairs
     ]
     return volumes
 
@@ -234,11 +247,12 @@ def _breakdown(
     instance: Instance, merged: pd.DataFrame, volumes: pd.DataFrame, opened: list[str]
 ) -> dict[str, float]:
     cats = instance.model.categories
-    fixed = instance.fixed_costs[instance.sites.index.get_indexer(opened)]
+    fixed = instance.fixed_costs[instance.sites.index.get_indexer(pd.Index(opened))]
     rate = merged["category"].map(lambda c: cats[c].distance_cost).astype(float)
+    buying = volumes.loc[volumes["volume"] > 0, "category"]
     out = {
         "agencies": float(fixed.sum()),
-        "desks": float(sum(cats[c].desk_cost for c in volumes.loc[volumes["volume"] > 0, "category"])),
+        "desks": float(sum(cats[c].desk_cost for c in buying)),
         "purchases": float((volumes["volume"] - volumes["saving"]).sum()),
         "savings": float(volumes["saving"].sum()),
         "distance": float((rate * merged["spend"] / 1e6 * merged["km"]).sum()),

@@ -14,7 +14,6 @@ from typing import Any
 
 import pandas as pd
 
-from optimizer.errors import DataValidationError
 from optimizer.evaluate import GROUPING_COLUMNS
 from optimizer.schema import Problems, read_csv, require_columns
 
@@ -28,11 +27,10 @@ def read_groupings(path: Path | str) -> pd.DataFrame:
         require_columns(frame, path.name, GROUPING_COLUMNS, problems)
     problems.raise_if_any()
     assert frame is not None
-    blank = frame[GROUPING_COLUMNS].eq("").any(axis=1).to_numpy()
-    if blank.any():
-        raise DataValidationError(
-            [f"({path.name}, row {i + 2}) | blank body_id, category or site_id" for i in blank.nonzero()[0]]
-        )
+    for column in GROUPING_COLUMNS:
+        for i in (frame[column] == "").to_numpy().nonzero()[0]:
+            problems.add(path.name, int(i) + 2, column, f"blank {column}")
+    problems.raise_if_any()
     return frame[GROUPING_COLUMNS]
 
 

@@ -8,9 +8,9 @@ numbered as a spreadsheet shows them (the header is row 1).
 
 from __future__ import annotations
 
+import itertools
 import math
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,7 @@ def load_model(path: Path | str) -> Model:
     ------
     DataValidationError
         On a missing file, bad TOML, unknown keys or invalid values.
+
     """
     path = Path(path)
     name = path.name
@@ -73,6 +74,8 @@ def load_model(path: Path | str) -> Model:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataValidationError([f"({name}) | model file not found: {path}"]) from None
+    except OSError as err:
+        raise DataValidationError([f"({name}) | cannot read the model file: {err}"]) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise DataValidationError([f"({name}) | not valid TOML: {err}"]) from err
     for key in sorted(set(raw) - _TOP_KEYS):
@@ -84,9 +87,20 @@ def load_model(path: Path | str) -> Model:
     return Model(scenario=scenario, categories=categories, extra=extra)
 
 
-def _number(value: Any, name: str, key: str, problems: Problems, *, minimum: float = 0.0) -> float:
+def _number(
+    value: Any,
+    name: str,
+    key: str,
+    problems: Problems,
+    *,
+    minimum: float = 0.0,
+    finite: bool = True,
+) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
         problems.add(name, None, key, f"expected a number, got {value!r}")
+        return 0.0
+    if finite and math.isinf(value):
+        problems.add(name, None, key, f"expected a finite number, got {value!r}")
         return 0.0
     if value < minimum:
         problems.add(name, None, key, f"must be >= {minimum:g}, got {value!r}")
@@ -98,7 +112,8 @@ def _scenario(raw: Any, name: str, problems: Problems) -> Scenario:
         problems.add(name, None, "scenario", "expected a table")
         return Scenario()
     for key in sorted(set(raw) - _SCENARIO_KEYS):
-        problems.add(name, None, f"scenario.{key}", f"unknown key; expected {sorted(_SCENARIO_KEYS)}")
+        expected = sorted(_SCENARIO_KEYS)
+        problems.add(name, None, f"scenario.{key}", f"unknown key; expected {expected}")
     flags = {}
     for key in ("same_nation", "split_categories"):
         value = raw.get(key, True)
@@ -127,10 +142,11 @@ def _category(cat: str, spec: Any, name: str, problems: Problems) -> Category:
         problems.add(name, None, prefix, "expected a table")
         return Category(cat)
     for key in sorted(set(spec) - _CATEGORY_KEYS):
-        problems.add(name, None, f"{prefix}.{key}", f"unknown key; expected {sorted(_CATEGORY_KEYS)}")
+        expected = sorted(_CATEGORY_KEYS)
+        problems.add(name, None, f"{prefix}.{key}", f"unknown key; expected {expected}")
     radius = spec.get("radius_km")
     if radius is not None:
-        radius = _number(radius, name, f"{prefix}.radius_km", problems)
+        radius = _number(radius, name, f"{prefix}.radius_km", problems, finite=False)
     bands = _bands(spec.get("bands", [[0, math.inf, 0.0]]), f"{prefix}.bands", name, problems)
     return Category(
         name=cat,
@@ -152,10 +168,12 @@ def _bands(raw: Any, key: str, name: str, problems: Problems) -> tuple[Band, ...
     for i, triple in enumerate(raw, start=1):
         ok = isinstance(triple, list) and len(triple) == 3
         if not ok or any(isinstance(v, bool) or not isinstance(v, int | float) for v in triple):
-            problems.add(name, None, f"{key}[{i}]", f"expected [lower, upper, rate], got {triple!r}")
+            message = f"expected [lower, upper, rate], got {triple!r}"
+            problems.add(name, None, f"{key}[{i}]", message)
             continue
         bands.append(Band(float(triple[0]), float(triple[1]), float(triple[2])))
-    _check_bands(bands, key, name, problems)
+    if len(bands) == len(raw):
+        _check_bands(bands, key, name, problems)
     return tuple(bands) or (Band(0.0, math.inf, 0.0),)
 
 
@@ -165,19 +183,26 @@ def _check_bands(bands: list[Band], key: str, name: str, problems: Problems) -> 
     if bands[0].lower != 0:
         problems.add(name, None, f"{key}[1]", f"bands must start at 0, got {bands[0].lower:g}")
     if not math.isinf(bands[-1].upper):
-        problems.add(name, None, f"{key}[{len(bands)}]", "the last band must end at inf")
+        message = f"the last band must end at inf, got {bands[-1].upper:g}"
+        problems.add(name, None, f"{key}[{len(bands)}]", message)
     for i, band in enumerate(bands, start=1):
+        at = f"{key}[{i}]"
         if not band.upper > band.lower:
-            problems.add(name, None, f"{key}[{i}]", f"upper {band.upper:g} must exceed lower {band.lower:g}")
+            problems.add(name, None, at, f"upper {band.upper:g} must exceed lower {band.lower:g}")
         if not 0 <= band.rate < 1:
-            problems.add(name, None, f"{key}[{i}]", f"rate must be in [0, 1), got {band.rate:g}")
-    for i, (prev, band) in enumerate(zip(bands, bands[1:], strict=False), start=2):
+            problems.add(name, None, at, f"rate must be in [0, 1), got {band.rate:g}")
+    for i, (prev, band) in enumerate(itertools.pairwise(bands), start=2):
+        at = f"{key}[{i}]"
         if band.lower < prev.upper:
-            problems.add(name, None, f"{key}[{i}]", f"overlaps the band before: lower {band.lower:g} < {prev.upper:g}")
+            message = f"overlaps the band before: lower {band.lower:g} < {prev.upper:g}"
+            problems.add(name, None, at, message)
         elif band.lower > prev.upper:
-            problems.add(name, None, f"{key}[{i}]", f"leaves a gap: lower {band.lower:g} > {prev.upper:g}")
+            problems.add(name, None, at, f"leaves a gap: lower {band.lower:g} > {prev.upper:g}")
         if band.rate < prev.rate:
-            problems.add(name, None, f"{key}[{i}]", f"rate {band.rate:g} falls below {prev.rate:g}; rates must not fall as volume rises")
+            message = (
+                f"rate {band.rate:g} falls below {prev.rate:g}; rates must not fall as volume rises"
+            )
+            problems.add(name, None, at, message)
 
 
 # ------------------------------------------------------------------------- tables
@@ -199,6 +224,9 @@ def read_csv(path: Path, problems: Problems) -> pd.DataFrame | None:
         frame = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
     except FileNotFoundError:
         problems.add(path.name, None, None, f"file not found: {path}")
+        return None
+    except OSError as err:
+        problems.add(path.name, None, None, f"cannot be opened: {err}")
         return None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         problems.add(path.name, None, None, f"cannot be read as CSV: {err}")
@@ -234,7 +262,8 @@ def numbers(
         problems.add(file, int(i) + 2, column, f"expected a number, got {text.iloc[i]!r}")
     bad = values.notna() & ((values < low) | (values > high) | np.isinf(values))
     for i in np.flatnonzero(bad.to_numpy()):
-        problems.add(file, int(i) + 2, column, f"must be in [{low:g}, {high:g}], got {text.iloc[i]!r}")
+        message = f"must be in [{low:g}, {high:g}], got {text.iloc[i]!r}"
+        problems.add(file, int(i) + 2, column, message)
     return values
 
 
@@ -280,6 +309,7 @@ def project(lat: pd.Series, lon: pd.Series, lat0: float) -> tuple[pd.Series, pd.
     >>> x, y = project(pd.Series([0.0]), pd.Series([1.0]), 0.0)
     >>> round(float(x.iloc[0]), 1)
     111.2
+
     """
     scale = EARTH_RADIUS_KM * math.pi / 180.0
     return lon * scale * math.cos(math.radians(lat0)), lat * scale
@@ -301,7 +331,8 @@ def _located(frame: pd.DataFrame, file: str, problems: Problems) -> tuple[str, p
 def read_bodies(folder: Path, problems: Problems) -> tuple[str, pd.DataFrame | None]:
     """Read ``bodies.csv``: ``body_id,name,nation`` and a location."""
     frame = read_csv(folder / "bodies.csv", problems)
-    if frame is None or not require_columns(frame, "bodies.csv", ["body_id", "name", "nation"], problems):
+    columns = ["body_id", "name", "nation"]
+    if frame is None or not require_columns(frame, "bodies.csv", columns, problems):
         return "km", None
     unique_ids(frame, "bodies.csv", "body_id", problems)
     for i in np.flatnonzero((frame["nation"] == "").to_numpy()):
@@ -309,19 +340,25 @@ def read_bodies(folder: Path, problems: Problems) -> tuple[str, pd.DataFrame | N
     return _located(frame, "bodies.csv", problems)
 
 
-def read_spend(folder: Path, bodies: pd.DataFrame | None, model: Model, problems: Problems) -> pd.DataFrame | None:
+def read_spend(
+    folder: Path, bodies: pd.DataFrame | None, model: Model, problems: Problems
+) -> pd.DataFrame | None:
     """Read ``spend.csv``: ``body_id,category,spend`` (GBP/yr, long format)."""
     file = "spend.csv"
     frame = read_csv(folder / file, problems)
-    if frame is None or not require_columns(frame, file, ["body_id", "category", "spend"], problems):
+    columns = ["body_id", "category", "spend"]
+    if frame is None or not require_columns(frame, file, columns, problems):
         return None
     frame["spend"] = numbers(frame, file, "spend", problems, low=0.0)
     if bodies is not None:
         known_ids(frame, file, "body_id", pd.Index(bodies["body_id"]), "body", problems)
-    known_ids(frame, file, "category", pd.Index(list(model.categories)), "category (not in the model)", problems)
+    categories = pd.Index(list(model.categories))
+    known_ids(frame, file, "category", categories, "category (not in the model)", problems)
     dup = frame.duplicated(["body_id", "category"]).to_numpy()
     for i in np.flatnonzero(dup):
-        problems.add(file, int(i) + 2, "category", f"duplicate row for body {frame['body_id'].iloc[i]!r} and this category")
+        body, category = frame["body_id"].iloc[i], frame["category"].iloc[i]
+        message = f"duplicate row for body {body!r} and category {category!r}"
+        problems.add(file, int(i) + 2, "category", message)
     return frame
 
 
@@ -349,7 +386,10 @@ def read_sites(
     )
     _site_hosts(frame, bodies, problems)
     _site_status(frame, problems)
-    return _located(frame, file, problems)
+    system, located = _located(frame, file, problems)
+    if not ({"x_km", "y_km"} <= set(frame.columns) or {"lat", "lon"} <= set(frame.columns)):
+        return system, None  # no coordinates (recorded): nothing to compare with the bodies'
+    return system, located
 
 
 def _site_hosts(frame: pd.DataFrame, bodies: pd.DataFrame | None, problems: Problems) -> None:
@@ -370,7 +410,8 @@ def _site_status(frame: pd.DataFrame, problems: Problems) -> None:
         return
     frame["status"] = frame["status"].replace("", "candidate")
     for i in np.flatnonzero(~frame["status"].isin(SITE_STATUSES).to_numpy()):
-        problems.add("sites.csv", int(i) + 2, "status", f"expected one of {list(SITE_STATUSES)}, got {frame['status'].iloc[i]!r}")
+        message = f"expected one of {list(SITE_STATUSES)}, got {frame['status'].iloc[i]!r}"
+        problems.add("sites.csv", int(i) + 2, "status", message)
 
 
 def read_edges(folder: Path, node_ids: pd.Index, problems: Problems) -> pd.DataFrame | None:

@@ -1,0 +1,393 @@
+"""Solve one consolidation level: validate, build, solve, extract, check.
+
+The orchestrator reads like the pipeline: pre-checks raise
+:class:`InfeasibleError` before any solve, the formulation is built from
+arrays (:mod:`optimizer.formulation`), solved (:mod:`optimizer.solve`), and
+the grouping it returns is re-costed by the reference evaluator; a mismatch
+beyond 1e-6 relative is a :class:`SolverError`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from optimizer.errors import DataValidationError, InfeasibleError, SolverError
+from optimizer.evaluate import Evaluation, evaluate
+from optimizer.formulation import (
+    Structure,
+    build_compact,
+    build_master,
+    separate,
+    structure,
+    unhostable,
+)
+from optimizer.heuristics import Assigner, Assignment
+from optimizer.instance import Instance
+from optimizer.solve import SolverOptions, backend, clock
+
+LP_ROUNDS = 500
+MIP_ROUNDS = 200
+CHECK_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True)
+class SolveResult:
+    """The grouping found at one level and the proof of how good it is.
+
+    Attributes
+    ----------
+    level : int
+        Number of open agencies.
+    status : str
+        ``optimal`` (proven within the requested gap), ``time_limit`` (stopped
+        by the time limit; ``gap`` says how good the grouping is).
+    objective : float
+        The grouping's total cost, GBP/yr, as the evaluator computes it.
+    bound : float
+        A proven lower bound on the cost of any grouping at this level.
+    gap : float
+        ``(objective - bound) / objective``.
+    seconds : dict
+        ``build``, ``solve`` and ``total`` wall seconds.
+    groupings : DataFrame
+        ``body_id, category, site_id``.
+    evaluation : Evaluation
+        The evaluator's breakdown of the grouping.
+    """
+
+    level: int
+    status: str
+    objective: float
+    bound: float
+    gap: float
+    seconds: dict[str, float]
+    solver: str
+    formulation: str
+    groupings: pd.DataFrame = field(repr=False)
+    evaluation: Evaluation = field(repr=False)
+    iterations: int = 0
+    cuts: int = 0
+
+    @property
+    def breakdown(self) -> dict[str, float]:
+        """The cost breakdown (agencies, desks, purchases, savings, distance, total)."""
+        return self.evaluation.breakdown
+
+    @property
+    def open_sites(self) -> list[str]:
+        """The open agencies' site ids."""
+        return self.evaluation.open_sites
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (``summary.json``)."""
+        return {
+            "level": self.level, "status": self.status, "objective": self.objective,
+            "bound": self.bound, "gap": self.gap, "breakdown": self.breakdown,
+            "open_sites": self.open_sites, "seconds": self.seconds, "solver": self.solver,
+            "formulation": self.formulation, "iterations": self.iterations, "cuts": self.cuts,
+            "versions": versions(),
+        }
+
+
+def versions() -> dict[str, str]:
+    """Versions of this package and the solver stack."""
+    names = ("procurement-consolidation-optimizer", "highspy", "pulp", "numpy", "pandas", "networkx")
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def site_mask(instance: Instance, ids: Iterable[str], option: str) -> np.ndarray:
+    """Boolean site mask for ids given on the command line; unknown ids are bad input."""
+    ids = [i for i in ids if i]
+    unknown = [i for i in ids if i not in instance.sites.index]
+    if unknown:
+        raise DataValidationError([f"({option}) | unknown site id {i!r}" for i in unknown])
+    return np.asarray(instance.sites.index.isin(ids), dtype=bool)
+
+
+def solve_level(
+    instance: Instance,
+    level: int | None,
+    options: SolverOptions | None = None,
+    *,
+    keep_open: Iterable[str] = (),
+    keep_closed: Iterable[str] = (),
+    start: Iterable[str] | None = None,
+) -> SolveResult:
+    """Return the optimal grouping with ``level`` agencies, with its proof.
+
+    Parameters
+    ----------
+    instance : Instance
+    level : int or None
+        The number of agencies; None lets the model choose ("best").
+    options : SolverOptions, optional
+        Solver, time limit, gap and threads.
+    keep_open, keep_closed : iterable of str
+        Site ids forced open or closed (on top of ``sites.csv``'s ``status``).
+    start : iterable of str, optional
+        Site ids of a known grouping to warm-start from.
+
+    Raises
+    ------
+    InfeasibleError
+        When no grouping meets every rule at this level.
+    SolverError
+        When the solver fails or the evaluator contradicts it.
+
+    Examples
+    --------
+    >>> import optimizer
+    >>> result = solve_level(optimizer.load("toy"), 3)
+    >>> result.status, result.objective
+    ('optimal', 467146.0)
+    """
+    options = options or SolverOptions()
+    began = clock()
+    opened = site_mask(instance, keep_open, "--keep-open")
+    closed = site_mask(instance, keep_closed, "--keep-closed")
+    precheck(instance, level, opened, closed)
+    st = structure(instance, opened, closed)
+    _check_must_open(instance, st, level)
+    assigner = Assigner(instance, st)
+    hint = None if start is None else site_mask(instance, start, "start")
+    whole_body = not instance.model.scenario.split_categories
+    if whole_body or bool(np.isfinite(st.site_capacity).any()):
+        found = _compact(st, assigner, level, options, whole_body, began)
+    else:
+        found = _benders(st, assigner, level, options, hint, began)
+    best, bound, status, stats = found
+    return _result(instance, st, best, bound, status, stats, options, began)
+
+
+def precheck(instance: Instance, level: int | None, opened: np.ndarray, closed: np.ndarray) -> None:
+    """Raise :class:`InfeasibleError` for causes visible before any solve."""
+    available = int((~closed).sum() - (instance.sites["status"] == "closed").to_numpy()[~closed].sum())
+    nations = instance.bodies.loc[instance.spend["body_id"].unique(), "nation"].nunique()
+    if level is not None and level > available:
+        raise InfeasibleError(f"level {level} is larger than the {available} sites that may open")
+    if level is not None and instance.model.scenario.same_nation and level < nations:
+        raise InfeasibleError(
+            f"level {level} is smaller than the {nations} nations with spend; each needs an agency"
+            " of its own while same_nation holds"
+        )
+    forced = int((opened | (instance.sites["status"] == "open").to_numpy()).sum())
+    if level is not None and level < forced:
+        raise InfeasibleError(f"level {level} is smaller than the {forced} sites forced open")
+    if np.isfinite(instance.sites["capacity"].to_numpy(dtype=float)).all():
+        capacity = float(instance.sites["capacity"].to_numpy(dtype=float)[~closed].sum())
+        total = float(instance.spend["spend"].sum())
+        if capacity < total:
+            raise InfeasibleError(f"total capacity {capacity:,.0f} is below total spend {total:,.0f}")
+
+
+def _check_must_open(instance: Instance, st: Structure, level: int | None) -> None:
+    must = st.must_open
+    clash = must & (st.fixed_closed | unhostable(st))
+    names = instance.sites.index.to_numpy()
+    if clash.any():
+        raise InfeasibleError(
+            f"sites {', '.join(names[clash][:12])} must open (their host body can buy a category"
+            " nowhere else) but are closed or cannot serve their host"
+        )
+    if level is not None and level < must.sum():
+        raise InfeasibleError(
+            f"level {level} is smaller than the {int(must.sum())} sites that must stay open: forced"
+            f" open, or hosting a body that can buy a category nowhere else within its radius"
+            f" ({', '.join(names[must][:12])}{' ...' if must.sum() > 12 else ''})"
+        )
+
+
+def _remaining(options: SolverOptions, began: float) -> float | None:
+    if options.time_limit is None:
+        return None
+    return max(0.01, options.time_limit - (clock() - began))
+
+
+def _benders(
+    st: Structure, assigner: Assigner, level: int | None, options: SolverOptions,
+    hint: np.ndarray | None, began: float,
+) -> tuple[Assignment | None, float, str, dict[str, Any]]:
+    built = clock()
+    solver = backend(build_master(st, level), options)
+    stats: dict[str, Any] = {"formulation": "benders", "iterations": 0, "cuts": 0}
+    best = assigner.assign(hint) if hint is not None else None
+    bound = -math.inf
+    solver.relax(True)
+    values = None
+    stats["build"] = clock() - built
+    for _ in range(LP_ROUNDS):
+        out = solver.solve(_remaining(options, began))
+        if out.status == "infeasible":
+            raise InfeasibleError(_no_grouping(level))
+        values = out.values
+        assert values is not None
+        rows, count = separate(st, *_split(st, values))
+        stats["iterations"] += 1
+        stats["cuts"] += count
+        if count == 0:
+            bound = out.objective
+            break
+        solver.add_rows(rows)
+        if out.status == "time_limit":
+            break
+    if values is not None:
+        best = _better(best, assigner.assign(_round(st, values[: st.n_sites], level)))
+    solver.relax(False)
+    return _mip_loop(st, assigner, solver, options, best, bound, began, stats)
+
+
+def _mip_loop(
+    st: Structure, assigner: Assigner, solver: Any, options: SolverOptions,
+    best: Assignment | None, bound: float, began: float, stats: dict[str, Any],
+) -> tuple[Assignment | None, float, str, dict[str, Any]]:
+    status = "time_limit"
+    for _ in range(MIP_ROUNDS):
+        start = _start_vector(st, assigner, best) if best is not None else None
+        out = solver.solve(_remaining(options, began), start)
+        stats["iterations"] += 1
+        if out.status == "infeasible":
+            if best is None:
+                raise InfeasibleError(_no_grouping(None))
+            break
+        bound = max(bound, out.bound)
+        if out.values is not None:
+            y, w, theta = _split(st, out.values)
+            best = _better(best, _from_master(st, assigner, y, w))
+            rows, count = separate(st, y, w, theta)
+            stats["cuts"] += count
+            solver.add_rows(rows)
+        if best is not None and _gap(best.cost, bound) <= options.gap:
+            status = "optimal"
+            break
+        if out.status == "time_limit":
+            break
+    return best, bound, status, stats
+
+
+def _compact(
+    st: Structure, assigner: Assigner, level: int | None, options: SolverOptions,
+    whole_body: bool, began: float,
+) -> tuple[Assignment | None, float, str, dict[str, Any]]:
+    built = clock()
+    model, pairs = build_compact(st, level, whole_body)
+    solver = backend(model, options)
+    stats: dict[str, Any] = {"formulation": "compact", "iterations": 1, "cuts": 0, "build": clock() - built}
+    out = solver.solve(_remaining(options, began))
+    if out.status == "infeasible" or out.values is None:
+        if out.status == "infeasible":
+            raise InfeasibleError(_no_grouping(level))
+        return None, out.bound, "time_limit", stats
+    x = out.values[st.n_sites + st.n_copies : st.n_sites + st.n_copies + len(pairs)]
+    chosen = pairs[x > 0.5]
+    site = np.full(st.n_clients, -1)
+    site[chosen[:, 0]] = st.copy_site[chosen[:, 1]]
+    open_mask = out.values[: st.n_sites] > 0.5
+    best = Assignment(site, assigner.cost(site, open_mask), np.flatnonzero(open_mask))
+    status = "optimal" if _gap(best.cost, out.bound) <= options.gap else "time_limit"
+    return best, out.bound, status, stats
+
+
+def _split(st: Structure, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a = st.n_sites
+    b = a + st.n_copies
+    return values[:a], values[a:b], values[b:]
+
+
+def _gap(objective: float, bound: float) -> float:
+    if not math.isfinite(bound):
+        return math.inf
+    return max(0.0, (objective - bound) / max(abs(objective), 1e-9))
+
+
+def _better(a: Assignment | None, b: Assignment | None) -> Assignment | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return b if b.cost < a.cost - 1e-9 else a
+
+
+def _round(st: Structure, y: np.ndarray, level: int | None) -> np.ndarray:
+    """Open the forced sites, then the sites the LP likes most."""
+    score = np.where(st.fixed_closed, -1.0, y + 2.0 * st.fixed_open)
+    if level is None:
+        return (score >= 0.5) & ~st.fixed_closed
+    mask = np.zeros(st.n_sites, dtype=bool)
+    mask[np.argsort(-score, kind="stable")[:level]] = True
+    return mask
+
+
+def _from_master(st: Structure, assigner: Assigner, y: np.ndarray, w: np.ndarray) -> Assignment | None:
+    """The master's grouping (cheapest open copy, host rule), re-priced; then improved."""
+    open_mask = y > 0.5
+    site = np.full(st.n_clients, -1)
+    is_open = w[st.lst_copy] > 0.5
+    seg = np.repeat(np.arange(st.n_clients), np.diff(st.ptr))
+    hit = np.flatnonzero(is_open)
+    clients, first = np.unique(seg[hit], return_index=True)
+    site[clients] = st.copy_site[st.lst_copy[hit[first]]]
+    hosted = st.client_host >= 0
+    at_host = hosted & open_mask[np.maximum(st.client_host, 0)]
+    site[at_host] = st.client_host[at_host]
+    if (site < 0).any():
+        return assigner.assign(open_mask)
+    own = Assignment(site, assigner.cost(site, open_mask), np.flatnonzero(open_mask))
+    return _better(own, assigner.assign(open_mask))
+
+
+def _start_vector(st: Structure, assigner: Assigner, best: Assignment) -> np.ndarray:
+    """The master's column values for a grouping: y, the band copy of each volume, theta."""
+    y = np.zeros(st.n_sites)
+    y[best.open_sites] = 1.0
+    copy, client_cost = assigner.copies_of(best.site)
+    w = np.zeros(st.n_copies)
+    w[copy] = 1.0
+    return np.r_[y, w, client_cost]
+
+
+def _no_grouping(level: int | None) -> str:
+    at = "with the number of agencies free" if level is None else f"at level {level}"
+    return (f"no grouping {at} meets every rule (radius, nation, host, capacity): too few agencies"
+            " to reach every body within its categories' radii")
+
+
+def _result(
+    instance: Instance, st: Structure, best: Assignment | None, bound: float, status: str,
+    stats: dict[str, Any], options: SolverOptions, began: float,
+) -> SolveResult:
+    if best is None:
+        raise SolverError(f"the solver found no grouping within the time limit (bound {bound:,.2f})")
+    sites = instance.sites.index.to_numpy()
+    table = pd.DataFrame({
+        "body_id": instance.bodies.index.to_numpy()[st.client_body],
+        "category": np.array(instance.categories)[st.client_cat],
+        "site_id": sites[best.site],
+    })
+    check = evaluate(instance, table, open_sites=sites[best.open_sites].tolist())
+    if not check.feasible or abs(check.total - best.cost) > CHECK_TOLERANCE * max(1.0, abs(check.total)):
+        raise SolverError(
+            f"the evaluator disagrees with the solver: evaluator {check.total:,.6f} vs solver"
+            f" {best.cost:,.6f}; violations: {[str(v) for v in check.violations]}"
+        )
+    total = clock() - began
+    seconds = {"build": stats.get("build", 0.0), "solve": total - stats.get("build", 0.0), "total": total}
+    bound = min(bound, check.total)
+    return SolveResult(
+        level=check.level, status=status, objective=check.total, bound=bound,
+        gap=_gap(check.total, bound), seconds=seconds, solver=options.solver,
+        formulation=stats["formulation"], groupings=table, evaluation=check,
+        iterations=stats["iterations"], cuts=stats["cuts"],
+    )

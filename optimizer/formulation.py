@@ -1,0 +1,523 @@
+"""Build the MIP for one consolidation level from arrays.
+
+Notation (MODEL.md): bodies ``b``, sites ``j``, categories ``c``, discount
+bands ``t``. A *client* is a (body, category) pair with spend; a *copy* is a
+(site, category, band) triple, the agency ``j`` buying ``c`` priced in band
+``t``. With marginal rates ``r_t`` that never fall, the purchase cost of an
+aggregated volume is concave, ``V - saving(V) = min_t ((1 - r_t) V + b_t)``
+with intercept ``b_t = r_t lower_t - saving(lower_t)``, so each
+(agency, category) opens at most one band copy and every client buys through
+its cheapest open copy. A client ``i = (b, c)`` pays at copy ``a = (j, c, t)``::
+
+    cost[i, a] = spend[b, c] * ((1 - r_t) + distance_cost[c] * d[b, j] / 1e6)
+
+Only *allowed* (client, copy) pairs exist: within ``radius_km``, in the body's
+nation when ``same_nation`` holds, reachable, at a site not closed. A band
+copy whose lower bound exceeds the spend that can reach its agency never pays
+and is not generated.
+
+Two formulations share these arrays.
+
+**Benders master** (:func:`build_master`, uncapacitated, categories split):
+``y[j]``, ``w[a]`` binary and ``theta[i] >= 0``::
+
+    min  sum_j fixed[j] y[j] + sum_a (desk[c] + b_t) w[a] + sum_i theta[i]
+    s.t. sum_t w[j,c,t] <= y[j]                one band per agency and category
+         sum_t w[s,c,t]  = y[s]                the host of s buys every c it has there
+         theta[i] >= sum_t cost[i,(s,c,t)] w[s,c,t]     host clients of site s
+         sum_j y[j] = k                        the level (free in "best" mode)
+
+and optimality cuts added as they are violated (:func:`separate`): with
+client ``i``'s other copies sorted by cost ``c_1 <= c_2 <= ...``, for any
+position ``p``::
+
+    theta[i] >= c_p (1 - y[s_i]) - sum_{q < p} (c_p - c_q) w[a_q]
+
+(the ``y[s_i]`` term only for a client whose body hosts site ``s_i``), and the
+feasibility cut ``y[s_i] + sum_q w[a_q] >= 1``. These are the radius/Benders
+cuts of Duran-Mateluna, Ales & Elloumi (2023) over band copies; at an integer
+point the most violated one is tight, so the loop ends at an exact optimum.
+
+**Compact model** (:func:`build_compact`, used with capacities or the
+whole-body rule): as above plus ``x[i, a]`` for allowed pairs::
+
+    sum_a x[i,a] = 1;  x[i,a] <= w[a];  sum_{i,a at j} spend[i] x[i,a] <= cap[j] y[j]
+    sum_{a at j} x[i,a] = u[b,j] for every c of b;  sum_j u[b,j] = 1   (whole body)
+
+with ``x`` binary whenever capacities or the whole-body rule apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from optimizer.errors import InfeasibleError
+from optimizer.instance import Instance
+
+TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class Structure:
+    """The arrays both formulations are built from.
+
+    Attributes
+    ----------
+    client_body, client_cat : ndarray
+        Body row and category position of each client.
+    client_spend : ndarray
+    copy_site, copy_cat, copy_band : ndarray
+        Site row, category position and band position of each copy.
+    copy_fixed : ndarray
+        ``desk[c] + b_t`` for each copy.
+    ptr, lst_copy, lst_cost : ndarray
+        CSR lists: client ``i``'s allowed copies (other than at its host's
+        site) are ``lst_copy[ptr[i]:ptr[i+1]]``, sorted by ``lst_cost``.
+    client_host : ndarray
+        The site row its body hosts, or -1.
+    host_ptr, host_copy, host_cost : ndarray
+        CSR lists of each client's copies at its host's site.
+    site_fixed : ndarray
+    site_capacity : ndarray
+        NaN where there is none.
+    fixed_open, fixed_closed : ndarray of bool
+        Sites forced open or closed.
+    """
+
+    client_body: np.ndarray
+    client_cat: np.ndarray
+    client_spend: np.ndarray
+    copy_site: np.ndarray
+    copy_cat: np.ndarray
+    copy_band: np.ndarray
+    copy_fixed: np.ndarray
+    ptr: np.ndarray
+    lst_copy: np.ndarray
+    lst_cost: np.ndarray
+    client_host: np.ndarray
+    host_ptr: np.ndarray
+    host_copy: np.ndarray
+    host_cost: np.ndarray
+    site_fixed: np.ndarray
+    site_capacity: np.ndarray
+    fixed_open: np.ndarray
+    fixed_closed: np.ndarray
+    n_bodies: int
+
+    @property
+    def must_open(self) -> np.ndarray:
+        """Sites forced open, or whose host can buy some category nowhere else."""
+        alone = (np.diff(self.ptr) == 0) & (self.client_host >= 0)
+        mask = self.fixed_open.copy()
+        mask[self.client_host[alone]] = True
+        return mask
+
+    @property
+    def n_sites(self) -> int:
+        """Number of candidate sites."""
+        return len(self.site_fixed)
+
+    @property
+    def n_copies(self) -> int:
+        """Number of band copies."""
+        return len(self.copy_site)
+
+    @property
+    def n_clients(self) -> int:
+        """Number of (body, category) pairs with spend."""
+        return len(self.client_spend)
+
+
+def allowed(instance: Instance, closed: np.ndarray) -> list[np.ndarray]:
+    """Return, per category, the boolean ``(bodies, sites)`` matrix of allowed pairs."""
+    d = instance.distances
+    ok = np.isfinite(d) & ~closed[None, :]
+    if instance.model.scenario.same_nation:
+        ok &= instance.bodies["nation"].to_numpy()[:, None] == instance.sites["nation"].to_numpy()[None, :]
+    out = []
+    for cat in instance.model.categories.values():
+        radius = np.inf if cat.radius_km is None else cat.radius_km
+        out.append(ok & (d <= radius + 1e-9))
+    return out
+
+
+def structure(
+    instance: Instance, keep_open: np.ndarray | None = None, keep_closed: np.ndarray | None = None
+) -> Structure:
+    """Pre-compute clients, copies and the sorted allowed lists.
+
+    Raises
+    ------
+    InfeasibleError
+        When a client has no allowed site at all.
+    """
+    n_sites = len(instance.sites)
+    status = instance.sites["status"].to_numpy()
+    fixed_open = (status == "open") | (keep_open if keep_open is not None else False)
+    fixed_closed = (status == "closed") | (keep_closed if keep_closed is not None else False)
+    fixed_closed = np.asarray(fixed_closed, dtype=bool) & ~np.asarray(fixed_open, dtype=bool)
+    fixed_open = np.asarray(fixed_open, dtype=bool) & np.ones(n_sites, dtype=bool)
+    masks = allowed(instance, fixed_closed)
+    spend = instance.spend_matrix
+    body, cat = np.nonzero(spend > 0)
+    _check_reachable(instance, masks, body, cat)
+    copies = _copies(instance, masks, spend)
+    host = _host_sites(instance)
+    lists = _lists(instance, masks, body, cat, copies, host)
+    return Structure(
+        client_body=body, client_cat=cat, client_spend=spend[body, cat],
+        copy_site=copies[0], copy_cat=copies[1], copy_band=copies[2], copy_fixed=copies[3],
+        ptr=lists[0], lst_copy=lists[1], lst_cost=lists[2], client_host=host[body],
+        host_ptr=lists[3], host_copy=lists[4], host_cost=lists[5],
+        site_fixed=instance.fixed_costs, site_capacity=instance.sites["capacity"].to_numpy(dtype=float),
+        fixed_open=fixed_open, fixed_closed=fixed_closed, n_bodies=len(instance.bodies),
+    )
+
+
+def _check_reachable(instance: Instance, masks: list[np.ndarray], body: np.ndarray, cat: np.ndarray) -> None:
+    reach = np.array([masks[c][b].any() for b, c in zip(body, cat, strict=True)], dtype=bool)
+    if reach.all():
+        return
+    names = instance.bodies.index.to_numpy()
+    cats = instance.categories
+    lost = [f"{names[b]}/{cats[c]}" for b, c in zip(body[~reach], cat[~reach], strict=True)]
+    raise InfeasibleError(
+        f"{len(lost)} body/category pairs have no open-able site within the category's radius"
+        f" in their nation: {', '.join(lost[:12])}{' ...' if len(lost) > 12 else ''}"
+    )
+
+
+def _host_sites(instance: Instance) -> np.ndarray:
+    """For each body row, the first site row it hosts, or -1."""
+    host = np.full(len(instance.bodies), -1, dtype=int)
+    rows = instance.host_of_site
+    for site in np.flatnonzero(rows >= 0)[::-1]:
+        host[rows[site]] = site
+    return host
+
+
+def _copies(
+    instance: Instance, masks: list[np.ndarray], spend: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    sites, cats, bands, fixed = [], [], [], []
+    for c, category in enumerate(instance.model.categories.values()):
+        reach = spend[:, c] @ masks[c]
+        intercepts = category.intercepts()
+        for t, band in enumerate(category.bands):
+            open_to = np.flatnonzero((reach > 0) & (reach > band.lower if t else True))
+            sites.append(open_to)
+            cats.append(np.full(len(open_to), c))
+            bands.append(np.full(len(open_to), t))
+            fixed.append(np.full(len(open_to), category.desk_cost + intercepts[t]))
+    site = np.concatenate(sites)
+    order = np.lexsort((np.concatenate(bands), np.concatenate(cats), site))
+    return (site[order], np.concatenate(cats)[order], np.concatenate(bands)[order],
+            np.concatenate(fixed)[order])
+
+
+def _lists(
+    instance: Instance,
+    masks: list[np.ndarray],
+    body: np.ndarray,
+    cat: np.ndarray,
+    copies: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    host: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    copy_site, copy_cat, copy_band, _ = copies
+    categories = list(instance.model.categories.values())
+    rates = [np.array([b.rate for b in c.bands]) for c in categories]
+    spend = instance.spend_matrix
+    by_cat = [np.flatnonzero(copy_cat == c) for c in range(len(categories))]
+    lists: list[list[np.ndarray]] = [[], [], [], []]
+    for b, c in zip(body, cat, strict=True):
+        idx = by_cat[c]
+        idx = idx[masks[c][b, copy_site[idx]]]
+        s = spend[b, c]
+        cost = s * ((1 - rates[c][copy_band[idx]])
+                    + categories[c].distance_cost * instance.distances[b, copy_site[idx]] / 1e6)
+        at_host = copy_site[idx] == host[b]
+        order = np.argsort(cost[~at_host], kind="stable")
+        lists[0].append(idx[~at_host][order])
+        lists[1].append(cost[~at_host][order])
+        lists[2].append(idx[at_host])
+        lists[3].append(cost[at_host])
+    ptr = np.r_[0, np.cumsum([len(a) for a in lists[0]])]
+    host_ptr = np.r_[0, np.cumsum([len(a) for a in lists[2]])]
+    return (ptr, _cat(lists[0], int), _cat(lists[1], float), host_ptr, _cat(lists[2], int),
+            _cat(lists[3], float))
+
+
+def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+
+@dataclass
+class MatrixModel:
+    """A MIP in matrix form: ``min cost @ x``, ``row_lo <= A x <= row_hi``."""
+
+    cost: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    integer: np.ndarray
+    matrix: sp.csr_matrix
+    row_lo: np.ndarray
+    row_hi: np.ndarray
+    names: list[str] = field(default_factory=list, repr=False)
+
+
+class Rows:
+    """An accumulator of sparse rows, turned into CSR in one call."""
+
+    def __init__(self) -> None:
+        self.cols: list[np.ndarray] = []
+        self.vals: list[np.ndarray] = []
+        self.lo: list[float] = []
+        self.hi: list[float] = []
+
+    def add(self, cols: np.ndarray, vals: np.ndarray, lo: float, hi: float) -> None:
+        """Append one row."""
+        self.cols.append(np.asarray(cols, dtype=np.int64))
+        self.vals.append(np.asarray(vals, dtype=float))
+        self.lo.append(lo)
+        self.hi.append(hi)
+
+    def __len__(self) -> int:
+        return len(self.lo)
+
+    def csr(self, n_cols: int) -> sp.csr_matrix:
+        """Return the rows as a CSR matrix with ``n_cols`` columns."""
+        ptr = np.r_[0, np.cumsum([len(c) for c in self.cols])].astype(np.int64)
+        cols = np.concatenate(self.cols) if self.cols else np.zeros(0, dtype=np.int64)
+        vals = np.concatenate(self.vals) if self.vals else np.zeros(0)
+        return sp.csr_matrix((vals, cols, ptr), shape=(len(self.lo), n_cols))
+
+
+def build_master(st: Structure, level: int | None) -> MatrixModel:
+    """Build the Benders master (without optimality cuts) for ``level`` agencies.
+
+    ``level=None`` leaves the number of agencies free.
+    """
+    n_s, n_a, n_i = st.n_sites, st.n_copies, st.n_clients
+    theta0 = n_s + n_a
+    rows = Rows()
+    _link_rows(st, rows)
+    _host_rows(st, rows, theta0)
+    if level is not None:
+        rows.add(np.arange(n_s), np.ones(n_s), level, level)
+    upper = np.ones(n_s + n_a + n_i)
+    upper[theta0:] = np.inf
+    upper[:n_s][st.fixed_closed | unhostable(st)] = 0.0
+    lower = np.zeros_like(upper)
+    lower[:n_s][st.must_open] = 1.0
+    lower[theta0:] = _cheapest(st)
+    cost = np.r_[st.site_fixed, st.copy_fixed, np.ones(n_i)]
+    integer = np.r_[np.ones(n_s + n_a, dtype=bool), np.zeros(n_i, dtype=bool)]
+    return MatrixModel(cost, lower, upper, integer, rows.csr(len(cost)),
+                       np.array(rows.lo), np.array(rows.hi))
+
+
+def _link_rows(st: Structure, rows: Rows) -> None:
+    """``sum_t w[j,c,t] <= y[j]``, or ``= y[j]`` where j's host buys c."""
+    key = st.copy_site * (st.copy_cat.max(initial=0) + 1) + st.copy_cat
+    forced = set()
+    for i in np.flatnonzero(st.client_host >= 0):
+        if st.host_ptr[i + 1] > st.host_ptr[i]:
+            forced.add((int(st.client_host[i]), int(st.client_cat[i])))
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(key)]
+    for a, b in zip(starts, ends, strict=True):
+        site = int(st.copy_site[a])
+        hi = 0.0
+        lo = 0.0 if (site, int(st.copy_cat[a])) in forced else -np.inf
+        rows.add(np.r_[st.n_sites + np.arange(a, b), site], np.r_[np.ones(b - a), -1.0], lo, hi)
+
+
+def _host_rows(st: Structure, rows: Rows, theta0: int) -> None:
+    """``theta[i] >= sum_t cost[i,(s,c,t)] w[s,c,t]`` for clients whose body hosts s."""
+    for i in np.flatnonzero(st.host_ptr[1:] > st.host_ptr[:-1]):
+        seg = slice(st.host_ptr[i], st.host_ptr[i + 1])
+        rows.add(np.r_[theta0 + i, st.n_sites + st.host_copy[seg]], np.r_[1.0, -st.host_cost[seg]],
+                 0.0, np.inf)
+
+
+def unhostable(st: Structure) -> np.ndarray:
+    """Sites whose host has spend in a category it may not buy there."""
+    bad = np.zeros(st.n_sites, dtype=bool)
+    hosted = np.flatnonzero(st.client_host >= 0)
+    empty = st.host_ptr[hosted + 1] == st.host_ptr[hosted]
+    bad[st.client_host[hosted[empty]]] = True
+    return bad
+
+
+def _cheapest(st: Structure) -> np.ndarray:
+    """A valid lower bound on each client's cost: its cheapest allowed copy."""
+    low = np.full(st.n_clients, np.inf)
+    for ptr, cost in ((st.ptr, st.lst_cost), (st.host_ptr, st.host_cost)):
+        has = ptr[1:] > ptr[:-1]
+        mins = np.minimum.reduceat(cost, ptr[:-1][has]) if len(cost) else np.zeros(0)
+        low[has] = np.minimum(low[has], mins)
+    return np.where(np.isfinite(low), low, 0.0)
+
+
+def separate(
+    st: Structure, y: np.ndarray, w: np.ndarray, theta: np.ndarray, rel_tol: float = 1e-7
+) -> tuple[Rows, int]:
+    """Return the most violated Benders cut of every client, and how many.
+
+    At an integer point a client's cut is violated exactly when ``theta``
+    under-states the cost of its cheapest open copy.
+    """
+    lengths = np.diff(st.ptr)
+    seg = np.repeat(np.arange(st.n_clients), lengths)
+    wv = w[st.lst_copy]
+    shift = np.where(st.client_host >= 0, y[np.maximum(st.client_host, 0)], 0.0)
+    start = st.ptr[:-1]
+    cum = np.cumsum(wv)
+    base = np.r_[0.0, cum][start]
+    inside = cum - base[seg]
+    target = 1.0 - shift
+    reached = inside >= target[seg] - TOLERANCE
+    first = np.full(st.n_clients, -1)
+    hit = np.flatnonzero(reached)
+    uniq, pos = np.unique(seg[hit], return_index=True)
+    first[uniq] = hit[pos]
+    rows = Rows()
+    theta0 = st.n_sites + st.n_copies
+    count = 0
+    for i in range(st.n_clients):
+        if lengths[i] == 0:
+            continue
+        p = first[i]
+        if p < 0:
+            p = st.ptr[i + 1] - 1
+            if inside[p] < target[i] - 1e-6:
+                _feasibility_cut(st, rows, i)
+                count += 1
+        count += _optimality_cut(st, rows, i, int(p), shift[i], w, theta[i], theta0, rel_tol)
+    return rows, count
+
+
+def _feasibility_cut(st: Structure, rows: Rows, i: int) -> None:
+    seg = slice(st.ptr[i], st.ptr[i + 1])
+    cols = st.n_sites + st.lst_copy[seg]
+    vals = np.ones(len(cols))
+    if st.client_host[i] >= 0:
+        cols, vals = np.r_[cols, st.client_host[i]], np.r_[vals, 1.0]
+    rows.add(cols, vals, 1.0, np.inf)
+
+
+def _optimality_cut(
+    st: Structure, rows: Rows, i: int, p: int, shift: float, w: np.ndarray, theta: float,
+    theta0: int, rel_tol: float,
+) -> int:
+    a = st.ptr[i]
+    c_p = st.lst_cost[p]
+    before = slice(a, p)
+    gain = c_p - st.lst_cost[before]
+    keep = gain > 0
+    copies = st.lst_copy[before][keep]
+    rhs = c_p * (1.0 - shift) - float(gain[keep] @ w[copies])
+    if rhs <= theta + rel_tol * max(1.0, abs(rhs)):
+        return 0
+    cols = np.r_[theta0 + i, st.n_sites + copies]
+    vals = np.r_[1.0, gain[keep]]
+    if st.client_host[i] >= 0:
+        cols, vals = np.r_[cols, st.client_host[i]], np.r_[vals, c_p]
+    rows.add(cols, vals, c_p, np.inf)
+    return 1
+
+
+def build_compact(st: Structure, level: int | None, whole_body: bool) -> tuple[MatrixModel, np.ndarray]:
+    """Build the compact model; return it and each x column's (client, copy) pair.
+
+    Columns: ``y`` (sites), ``w`` (copies), ``x`` (allowed client-copy pairs),
+    then ``u`` (body-site pairs) when ``whole_body``.
+    """
+    client, copy, cost = _pairs(st, whole_body)
+    n_s, n_a, n_x = st.n_sites, st.n_copies, len(client)
+    x0 = n_s + n_a
+    rows = Rows()
+    _link_rows(st, rows)
+    capacitated = bool(np.isfinite(st.site_capacity).any())
+    _compact_rows(st, rows, client, copy, x0)
+    if capacitated:
+        _capacity_rows(st, rows, client, copy, x0)
+    if level is not None:
+        rows.add(np.arange(n_s), np.ones(n_s), level, level)
+    n_u = _whole_body_rows(st, rows, client, copy, x0) if whole_body else 0
+    n = x0 + n_x + n_u
+    upper = np.ones(n)
+    upper[:n_s][st.fixed_closed | unhostable(st)] = 0.0
+    lower = np.zeros(n)
+    lower[:n_s][st.must_open] = 1.0
+    cost_vec = np.r_[st.site_fixed, st.copy_fixed, cost, np.zeros(n_u)]
+    integer = np.ones(n, dtype=bool)
+    integer[x0 : x0 + n_x] = capacitated
+    model = MatrixModel(cost_vec, lower, upper, integer, rows.csr(n), np.array(rows.lo), np.array(rows.hi))
+    return model, np.c_[client, copy]
+
+
+def _pairs(st: Structure, whole_body: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    seg = np.repeat(np.arange(st.n_clients), np.diff(st.ptr))
+    hseg = np.repeat(np.arange(st.n_clients), np.diff(st.host_ptr))
+    client = np.r_[seg, hseg]
+    copy = np.r_[st.lst_copy, st.host_copy]
+    cost = np.r_[st.lst_cost, st.host_cost]
+    if whole_body:
+        keep = _common_sites(st, client, copy)
+        client, copy, cost = client[keep], copy[keep], cost[keep]
+    order = np.lexsort((copy, client))
+    return client[order], copy[order], cost[order]
+
+
+def _common_sites(st: Structure, client: np.ndarray, copy: np.ndarray) -> np.ndarray:
+    """Keep pairs at sites allowed for every category of the client's body."""
+    body = st.client_body[client]
+    site = st.copy_site[copy]
+    key = np.unique(np.c_[body, site, client], axis=0)
+    per_site = np.unique(key[:, :2], axis=0, return_counts=True)
+    cats = np.bincount(st.client_body, minlength=st.n_bodies)
+    ok = {(int(b), int(s)) for (b, s), n in zip(per_site[0], per_site[1], strict=True) if n == cats[b]}
+    return np.array([(int(b), int(s)) in ok for b, s in zip(body, site, strict=True)], dtype=bool)
+
+
+def _compact_rows(st: Structure, rows: Rows, client: np.ndarray, copy: np.ndarray, x0: int) -> None:
+    starts = np.r_[0, np.flatnonzero(client[1:] != client[:-1]) + 1, len(client)]
+    for a, b in zip(starts[:-1], starts[1:], strict=True):
+        rows.add(x0 + np.arange(a, b), np.ones(b - a), 1.0, 1.0)
+    for k in range(len(client)):
+        rows.add(np.array([x0 + k, st.n_sites + copy[k]]), np.array([1.0, -1.0]), -np.inf, 0.0)
+    at_host = np.flatnonzero(st.copy_site[copy] == st.client_host[client])
+    for i in np.unique(client[at_host]):
+        mine = at_host[client[at_host] == i]
+        s = st.client_host[i]
+        rows.add(np.r_[x0 + mine, s], np.r_[np.ones(len(mine)), -1.0], 0.0, np.inf)
+
+
+def _capacity_rows(st: Structure, rows: Rows, client: np.ndarray, copy: np.ndarray, x0: int) -> None:
+    site = st.copy_site[copy]
+    for j in np.flatnonzero(np.isfinite(st.site_capacity)):
+        mine = np.flatnonzero(site == j)
+        rows.add(np.r_[x0 + mine, j], np.r_[st.client_spend[client[mine]], -st.site_capacity[j]],
+                 -np.inf, 0.0)
+
+
+def _whole_body_rows(st: Structure, rows: Rows, client: np.ndarray, copy: np.ndarray, x0: int) -> int:
+    """``sum_{t} x[i,(j,c,t)] = u[b,j]`` for every client i of b, and ``sum_j u[b,j] = 1``."""
+    body = st.client_body[client]
+    pairs, u_of = np.unique(np.c_[body, st.copy_site[copy]], axis=0, return_inverse=True)
+    u_of = u_of.ravel()
+    u0 = x0 + len(client)
+    key = client * len(pairs) + u_of
+    order = np.argsort(key, kind="stable")
+    starts = np.r_[0, np.flatnonzero(np.diff(key[order])) + 1, len(key)]
+    for a, b in zip(starts[:-1], starts[1:], strict=True):
+        at = order[a:b]
+        rows.add(np.r_[x0 + at, u0 + u_of[at[0]]], np.r_[np.ones(len(at)), -1.0], 0.0, 0.0)
+    for b in np.unique(pairs[:, 0]):
+        us = np.flatnonzero(pairs[:, 0] == b)
+        rows.add(u0 + us, np.ones(len(us)), 1.0, 1.0)
+    return len(pairs)

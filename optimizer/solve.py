@@ -1,0 +1,218 @@
+"""The only module that talks to a solver.
+
+HiGHS is driven directly through highspy from arrays (the fast path, warm
+starts, cuts added in place); CBC, and HiGHS too if asked, go through pulp,
+which is also how ``--write-lp`` writes a model. Whatever the solver says,
+the status reported here is read from its own status and bound: "optimal"
+only when the proven gap is within the requested ``gap``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import highspy
+import numpy as np
+import pulp
+
+from optimizer.errors import SolverError
+from optimizer.formulation import MatrixModel, Rows
+
+SOLVERS = ("highs", "cbc")
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """How to solve: which solver, time limit (s), relative gap, threads."""
+
+    solver: str = "highs"
+    time_limit: float | None = None
+    gap: float = 1e-4
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One solver call: status, values, objective and proven bound."""
+
+    status: str
+    values: np.ndarray | None
+    objective: float
+    bound: float
+
+
+class HighsBackend:
+    """A model held in HiGHS; rows can be added and the model re-solved."""
+
+    def __init__(self, model: MatrixModel, options: SolverOptions) -> None:
+        self.h = highspy.Highs()
+        self.h.setOptionValue("output_flag", False)
+        if options.threads:
+            self.h.setOptionValue("threads", int(options.threads))
+        self.h.setOptionValue("mip_rel_gap", float(options.gap))
+        self.integer = model.integer
+        self.relaxed = False
+        lp = highspy.HighsLp()
+        csc = model.matrix.tocsc()
+        lp.num_col_, lp.num_row_ = csc.shape[1], csc.shape[0]
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = model.cost, model.lower, model.upper
+        lp.row_lower_, lp.row_upper_ = model.row_lo, model.row_hi
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = csc.indptr, csc.indices, csc.data
+        lp.integrality_ = [
+            highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
+            for flag in model.integer
+        ]
+        self.h.passModel(lp)
+
+    def add_rows(self, rows: Rows) -> None:
+        """Append cuts."""
+        if not len(rows):
+            return
+        csr = rows.csr(len(self.integer))
+        self.h.addRows(len(rows), np.array(rows.lo), np.array(rows.hi), csr.nnz,
+                       csr.indptr[:-1].astype(np.int32), csr.indices.astype(np.int32), csr.data)
+
+    def relax(self, relaxed: bool) -> None:
+        """Drop or restore integrality."""
+        idx = np.flatnonzero(self.integer).astype(np.int32)
+        kind = highspy.HighsVarType.kContinuous if relaxed else highspy.HighsVarType.kInteger
+        self.h.changeColsIntegrality(len(idx), idx, np.array([kind] * len(idx)))
+        self.relaxed = relaxed
+
+    def solve(self, time_limit: float | None, start: np.ndarray | None = None) -> Outcome:
+        """Solve; ``start`` is a full column vector to warm-start from."""
+        self.h.setOptionValue("time_limit", float(time_limit) if time_limit else math.inf)
+        if start is not None:
+            solution = highspy.HighsSolution()
+            solution.col_value = list(start)
+            solution.value_valid = True
+            self.h.setSolution(solution)
+        self.h.run()
+        return self._outcome()
+
+    def _outcome(self) -> Outcome:
+        status = self.h.getModelStatus()
+        info = self.h.getInfo()
+        kinds = highspy.HighsModelStatus
+        if status in (kinds.kInfeasible, kinds.kUnboundedOrInfeasible):
+            return Outcome("infeasible", None, math.inf, math.inf)
+        has = info.primal_solution_status == 2
+        values = np.array(self.h.getSolution().col_value) if has else None
+        objective = info.objective_function_value if has else math.inf
+        mip = bool(self.integer.any()) and not self.relaxed
+        bound = info.mip_dual_bound if mip else objective
+        if status == kinds.kOptimal:
+            return Outcome("optimal", values, objective, bound if mip else objective)
+        if status in (kinds.kTimeLimit, kinds.kInterrupt, kinds.kSolutionLimit, kinds.kIterationLimit):
+            return Outcome("time_limit", values, objective, bound if mip else -math.inf)
+        raise SolverError(f"HiGHS stopped with status {self.h.modelStatusToString(status)}")
+
+
+class PulpBackend:
+    """The same interface over pulp: CBC (bundled) or HiGHS; rebuilt per solve."""
+
+    def __init__(self, model: MatrixModel, options: SolverOptions) -> None:
+        self.model = model
+        self.options = options
+        self.extra: list[Rows] = []
+        self.relaxed = False
+
+    def add_rows(self, rows: Rows) -> None:
+        """Append cuts."""
+        if len(rows):
+            self.extra.append(rows)
+
+    def relax(self, relaxed: bool) -> None:
+        """Drop or restore integrality."""
+        self.relaxed = relaxed
+
+    def problem(self) -> tuple[pulp.LpProblem, list[pulp.LpVariable]]:
+        """Build the pulp problem from the arrays, in bulk."""
+        return to_pulp(self.model, self.extra, relaxed=self.relaxed)
+
+    def solve(self, time_limit: float | None, start: np.ndarray | None = None) -> Outcome:
+        """Solve with CBC through pulp, reading CBC's own status and bound from its log."""
+        prob, cols = self.problem()
+        if start is not None:
+            for var, value in zip(cols, start.tolist(), strict=True):
+                var.setInitialValue(value)
+        with tempfile.TemporaryDirectory() as tmp:
+            log = Path(tmp) / "cbc.log"
+            solver = pulp.PULP_CBC_CMD(
+                msg=False, timeLimit=time_limit, gapRel=self.options.gap,
+                threads=self.options.threads, warmStart=start is not None, logPath=str(log),
+            )
+            prob.solve(solver)
+            text = log.read_text(errors="replace") if log.exists() else ""
+        return _cbc_outcome(prob, cols, text, mip=not self.relaxed and bool(self.model.integer.any()))
+
+
+def to_pulp(model: MatrixModel, extra: list[Rows], relaxed: bool = False) -> tuple[pulp.LpProblem, list[pulp.LpVariable]]:
+    """Turn a matrix model (plus extra rows) into a pulp problem."""
+    prob = pulp.LpProblem("consolidation", pulp.LpMinimize)
+    names = model.names or [f"x{k}" for k in range(len(model.cost))]
+    cols = [
+        pulp.LpVariable(name, lowBound=lo if np.isfinite(lo) else None,
+                        upBound=hi if np.isfinite(hi) else None,
+                        cat=pulp.LpInteger if (flag and not relaxed) else pulp.LpContinuous)
+        for name, lo, hi, flag in zip(names, model.lower.tolist(), model.upper.tolist(),
+                                      model.integer.tolist(), strict=True)
+    ]
+    nz = np.flatnonzero(model.cost)
+    prob += pulp.LpAffineExpression([(cols[k], float(model.cost[k])) for k in nz])
+    blocks = [(model.matrix, model.row_lo, model.row_hi)]
+    blocks += [(r.csr(len(cols)), np.array(r.lo), np.array(r.hi)) for r in extra]
+    count = 0
+    for matrix, lo, hi in blocks:
+        for r in range(matrix.shape[0]):
+            seg = slice(matrix.indptr[r], matrix.indptr[r + 1])
+            expr = pulp.LpAffineExpression(
+                [(cols[k], v) for k, v in zip(matrix.indices[seg].tolist(), matrix.data[seg].tolist(), strict=True)]
+            )
+            count += 1
+            if lo[r] == hi[r]:
+                prob += (expr == lo[r]), f"r{count}"
+                continue
+            if np.isfinite(lo[r]):
+                prob += (expr >= lo[r]), f"r{count}lo"
+            if np.isfinite(hi[r]):
+                prob += (expr <= hi[r]), f"r{count}hi"
+    return prob, cols
+
+
+def _cbc_outcome(prob: pulp.LpProblem, cols: list[pulp.LpVariable], log: str, mip: bool) -> Outcome:
+    result = re.search(r"Result - (.+)", log)
+    said = result.group(1).lower() if result else ""
+    if "infeasible" in said or prob.status == pulp.LpStatusInfeasible:
+        return Outcome("infeasible", None, math.inf, math.inf)
+    values = np.array([v.varValue if v.varValue is not None else 0.0 for v in cols])
+    objective = float(pulp.value(prob.objective) or 0.0)
+    bound_match = re.search(r"Lower bound:\s+(-?[\d.eE+-]+)", log)
+    if "optimal" in said or (not mip and prob.status == pulp.LpStatusOptimal):
+        bound = float(bound_match.group(1)) if (mip and bound_match) else objective
+        return Outcome("optimal", values, objective, bound)
+    if "stopped" in said or "time" in said:
+        bound = float(bound_match.group(1)) if bound_match else -math.inf
+        has = prob.sol_status in (pulp.LpSolutionIntegerFeasible, pulp.LpSolutionOptimal)
+        return Outcome("time_limit", values if has else None, objective if has else math.inf, bound)
+    raise SolverError(f"CBC ended unexpectedly: {said or pulp.LpStatus[prob.status]}")
+
+
+def backend(model: MatrixModel, options: SolverOptions) -> HighsBackend | PulpBackend:
+    """Return the backend for ``options.solver``."""
+    if options.solver == "highs":
+        return HighsBackend(model, options)
+    if options.solver == "cbc":
+        return PulpBackend(model, options)
+    raise SolverError(f"unknown solver {options.solver!r}; choose one of {SOLVERS}")
+
+
+def clock() -> float:
+    """Monotonic seconds."""
+    return time.perf_counter()
