@@ -35,13 +35,17 @@ _BUILT = {"uk-councils"}
 def model_path(name_or_path: str | Path) -> Path:
     """Resolve a model file path, or a shipped model's name (``uk-default``)."""
     path = Path(name_or_path)
-    if path.exists() or path.suffix == ".toml":
+    if path.is_file() or path.suffix == ".toml" or len(path.parts) > 1:
         return path
     return data_path("models", f"{name_or_path}.toml")
 
 
 def dataset_folder(name_or_path: str | Path) -> Path:
-    """Resolve a dataset folder, or a shipped dataset's name, building it if needed."""
+    """Resolve a dataset folder, or a shipped dataset's name, building it if needed.
+
+    A shipped name wins over a folder of the same name in the working
+    directory; write ``./toy`` to mean the folder.
+    """
     key = str(name_or_path)
     if key not in DATASETS:
         return Path(name_or_path)

@@ -15,24 +15,33 @@ from typing import Annotated
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from optimizer import catalog
 from optimizer.errors import DataValidationError, InfeasibleError, OptimizerError, SolverError
 from optimizer.evaluate import Evaluation, evaluate
-from optimizer.results import read_groupings
+from optimizer.engine import SolveResult, solve_level, write_model
+from optimizer.results import read_groupings, write_groupings, write_json
+from optimizer.solve import SOLVERS, SolverOptions
 
 app = typer.Typer(
     name="consolidate",
-    help="How far should a government consolidate its buying, and what does that save?",
+    help=(
+        "How far should a government consolidate its buying, and what does that save?\n\n"
+        "Example: consolidate solve --data toy --level 3 --out out/toy-3"
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-datasets_app = typer.Typer(help="List, inspect and export the shipped datasets.", no_args_is_help=True)
+datasets_app = typer.Typer(
+    help="List, inspect and export the shipped datasets.\n\nExample: consolidate datasets list",
+    no_args_is_help=True,
+)
 app.add_typer(datasets_app, name="datasets")
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 DataOpt = Annotated[
     str, typer.Option("--data", help="A dataset folder, or a shipped dataset name (toy, uk-councils).")
@@ -91,7 +100,71 @@ def _print_evaluation(result: Evaluation) -> None:
         table.add_row(term, f"{value:,.2f}")
     console.print(table)
     for violation in result.violations:
-        errors.print(f"[red]violated[/red] {violation}", markup=True, highlight=False)
+        errors.print(f"[red]violated[/red] {escape(str(violation))}", highlight=False)
+
+
+def _sites_option(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _level(value: str) -> int | None:
+    if value == "best":
+        return None
+    try:
+        level = int(value)
+    except ValueError:
+        raise DataValidationError([f"(--level) | expected a whole number or 'best', got {value!r}"]) from None
+    if level < 1:
+        raise DataValidationError([f"(--level) | must be at least 1, got {level}"])
+    return level
+
+
+@app.command("solve")
+def solve_command(
+    level: Annotated[str, typer.Option("--level", help="Number of agencies, or 'best' to let the model choose.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for groupings.csv and summary.json.")] = None,
+    data: DataOpt = "uk-councils",
+    model: ModelOpt = None,
+    solver: Annotated[str, typer.Option("--solver", help="highs (default) or cbc.")] = "highs",
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds; the best grouping so far is returned.")] = None,
+    gap: Annotated[float, typer.Option("--gap", help="Relative gap at which a grouping counts as optimal.")] = 1e-4,
+    threads: Annotated[int | None, typer.Option("--threads", help="Solver threads.")] = None,
+    keep_open: Annotated[str, typer.Option("--keep-open", help="Site ids forced open, comma separated.")] = "",
+    keep_closed: Annotated[str, typer.Option("--keep-closed", help="Site ids forced closed, comma separated.")] = "",
+    write_lp: Annotated[Path | None, typer.Option("--write-lp", help="Write the model as an LP file and stop.")] = None,
+) -> None:
+    """Find the optimal grouping at one consolidation level, with a proven bound.
+
+    Example: consolidate solve --data uk-councils --model models/uk-default.toml --level 40 --out out/level-40
+    """
+    instance = catalog.load(data, model)
+    options = SolverOptions(solver=solver, time_limit=time_limit, gap=gap, threads=threads)
+    opened, closed = _sites_option(keep_open), _sites_option(keep_closed)
+    if write_lp is not None:
+        write_model(instance, _level(level), write_lp, keep_open=opened, keep_closed=closed)
+        console.print(f"wrote {write_lp}")
+        return
+    if solver not in SOLVERS:
+        raise DataValidationError([f"(--solver) | expected one of {list(SOLVERS)}, got {solver!r}"])
+    result = solve_level(instance, _level(level), options, keep_open=opened, keep_closed=closed)
+    if out is not None:
+        write_groupings(out / "groupings.csv", result.groupings)
+        write_json(out / "summary.json", result.summary())
+    _print_result(result, out)
+
+
+def _print_result(result: SolveResult, out: Path | None) -> None:
+    table = Table(title=f"Level {result.level}: {result.status}, gap {result.gap:.2e}")
+    table.add_column("term")
+    table.add_column("GBP/yr", justify="right")
+    for term, value in result.breakdown.items():
+        table.add_row(term, f"{value:,.0f}")
+    table.add_row("proven lower bound", f"{result.bound:,.0f}")
+    console.print(table)
+    console.print(f"{len(result.open_sites)} agencies; {result.seconds['total']:.1f} s "
+                  f"(build {result.seconds['build']:.1f} s) with {result.solver}")
+    if out is not None:
+        console.print(f"wrote {out / 'groupings.csv'} and {out / 'summary.json'}")
 
 
 @datasets_app.command("list")

@@ -13,6 +13,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from optimizer.formulation import (
 )
 from optimizer.heuristics import Assigner, Assignment
 from optimizer.instance import Instance
-from optimizer.solve import SolverOptions, backend, clock
+from optimizer.solve import SolverOptions, backend, clock, to_pulp
 
 LP_ROUNDS = 500
 MIP_ROUNDS = 200
@@ -170,6 +171,44 @@ def solve_level(
         found = _benders(st, assigner, level, options, hint, began)
     best, bound, status, stats = found
     return _result(instance, st, best, bound, status, stats, options, began)
+
+
+def write_model(
+    instance: Instance,
+    level: int | None,
+    path: Path,
+    *,
+    keep_open: Iterable[str] = (),
+    keep_closed: Iterable[str] = (),
+) -> None:
+    """Write the compact model of a level as an LP file (through pulp), without solving."""
+    opened = site_mask(instance, keep_open, "--keep-open")
+    closed = site_mask(instance, keep_closed, "--keep-closed")
+    precheck(instance, level, opened, closed)
+    st = structure(instance, opened, closed)
+    model, pairs = build_compact(st, level, not instance.model.scenario.split_categories)
+    model.names = column_names(instance, st, pairs, len(model.cost))
+    problem, _ = to_pulp(model, [])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    problem.writeLP(str(path))
+
+
+def column_names(instance: Instance, st: Structure, pairs: np.ndarray, n: int) -> list[str]:
+    """Structured column names: ``y[site]``, ``w[site,cat,bN]``, ``x[body,cat,site,bN]``, ``u[...]``."""
+    sites = [_safe(s) for s in instance.sites.index]
+    bodies = [_safe(b) for b in instance.bodies.index]
+    cats = [_safe(c) for c in instance.categories]
+    names = [f"y[{s}]" for s in sites]
+    names += [f"w[{sites[j]},{cats[c]},b{t}]" for j, c, t in zip(st.copy_site, st.copy_cat, st.copy_band, strict=True)]
+    for i, a in pairs.tolist():
+        names.append(f"x[{bodies[st.client_body[i]]},{cats[st.client_cat[i]]},"
+                     f"{sites[st.copy_site[a]]},b{st.copy_band[a]}]")
+    names += [f"u{k}" for k in range(n - len(names))]
+    return names
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "_-." else "_" for ch in str(text))
 
 
 def precheck(instance: Instance, level: int | None, opened: np.ndarray, closed: np.ndarray) -> None:

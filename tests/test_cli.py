@@ -254,7 +254,6 @@ def test_group_help_lists_its_commands(
         assert re.search(rf"│ {sub}\s", out), sub
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py: the root and 'datasets' help have no Example line")
 @pytest.mark.parametrize("command", [[], ["datasets"]], ids=["consolidate", "datasets"])
 def test_group_help_has_an_example(cli: CliRunner, command: list[str]) -> None:
     code, out, err = cli(*command, "--help")
@@ -325,7 +324,6 @@ def test_datasets_export_unknown_name(cli: CliRunner, tmp_path: Path) -> None:
 # ------------------------------------------------------------ known CLI defects
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py prints violations with markup=True: '[rows]' vanish")
 def test_violated_rows_are_printed(
     cli: CliRunner, toy_model_path: Path, write_groupings_csv: WriteCsv,
     alone_grouping: pd.DataFrame,
@@ -340,7 +338,6 @@ def test_violated_rows_are_printed(
     assert "row 8: 15.0 km" in err
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py: rich wraps error lines at 80 columns when piped")
 def test_error_lines_are_not_wrapped_when_piped(
     cli: CliRunner, toy_folder: Path, toy_model_path: Path, three_csv: Path
 ) -> None:
@@ -356,7 +353,6 @@ def test_error_lines_are_not_wrapped_when_piped(
     ) in err
 
 
-@pytest.mark.xfail(strict=True, reason="catalog.model_path: a 'toy' folder in the cwd shadows it")
 def test_shipped_names_work_from_a_folder_holding_a_dataset_called_toy(
     tmp_path: Path, toy_folder: Path
 ) -> None:
