@@ -9,18 +9,29 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from optimizer import catalog
 from optimizer.errors import DataValidationError, InfeasibleError, OptimizerError, SolverError
 from optimizer.evaluate import Evaluation, evaluate
+from optimizer.curve import CurveOptions, Listener, consolidation_curve, parse_levels
 from optimizer.engine import SolveResult, solve_level, write_model
 from optimizer.results import read_groupings, write_groupings, write_json
 from optimizer.solve import SOLVERS, SolverOptions
@@ -165,6 +176,83 @@ def _print_result(result: SolveResult, out: Path | None) -> None:
                   f"(build {result.seconds['build']:.1f} s) with {result.solver}")
     if out is not None:
         console.print(f"wrote {out / 'groupings.csv'} and {out / 'summary.json'}")
+
+
+@app.command("curve")
+def curve_command(
+    out: Annotated[Path, typer.Option("--out", help="Run folder: curve.csv, groupings/, summary.json.")],
+    data: DataOpt = "uk-councils",
+    model: ModelOpt = None,
+    levels: Annotated[str, typer.Option("--levels", help="'default', 'all' (status quo down to 4) or a list like 380,200,100..90,50.")] = "default",
+    min_level: Annotated[int | None, typer.Option("--min-level", help="Drop levels below this.")] = None,
+    max_level: Annotated[int | None, typer.Option("--max-level", help="Drop levels above this.")] = None,
+    solver: Annotated[str, typer.Option("--solver", help="highs (default) or cbc.")] = "highs",
+    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds per level for the exact solve.")] = 30.0,
+    gap: Annotated[float, typer.Option("--gap", help="Relative gap at which a level counts as solved.")] = 1e-4,
+    threads: Annotated[int | None, typer.Option("--threads", help="Solver threads.")] = None,
+    keep_open: Annotated[str, typer.Option("--keep-open", help="Site ids forced open, comma separated.")] = "",
+    keep_closed: Annotated[str, typer.Option("--keep-closed", help="Site ids forced closed, comma separated.")] = "",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out, skipping finished levels.")] = False,
+) -> None:
+    """Sweep the consolidation curve: the best grouping and its proof at every level.
+
+    Example: consolidate curve --data uk-councils --model models/uk-default.toml --out out/uk
+    """
+    instance = catalog.load(data, model)
+    if solver not in SOLVERS:
+        raise DataValidationError([f"(--solver) | expected one of {list(SOLVERS)}, got {solver!r}"])
+    chosen = parse_levels(levels, len(instance.bodies), min_level, max_level)
+    options = CurveOptions(
+        levels=tuple(chosen),
+        solver=SolverOptions(solver=solver, time_limit=time_limit, gap=gap, threads=threads),
+        keep_open=tuple(_sites_option(keep_open)), keep_closed=tuple(_sites_option(keep_closed)),
+    )
+    with _curve_progress(len(chosen)) as listen:
+        curve = consolidation_curve(instance, options, out, resume=resume, on_level=listen)
+    console.print(_curve_table(curve.to_frame()))
+    console.print(f"wrote {out / 'curve.csv'}, {out / 'groupings'} and {out / 'summary.json'}")
+
+
+@contextmanager
+def _curve_progress(total: int) -> Iterator[Listener]:
+    """A rich progress bar shown from the moment the run folder is checked."""
+    columns = (
+        TextColumn("[bold]levels"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("worst gap {task.fields[gap]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+    )
+    progress = Progress(*columns, console=errors, transient=False)
+    task = progress.add_task("curve", total=total, gap="-")
+    worst = [0.0]
+
+    def listen(row: dict[str, Any] | None, done: int, _total: int) -> None:
+        if not progress.live.is_started:
+            progress.start()
+        if row is not None and row["status"] != "infeasible":
+            worst[0] = max(worst[0], float(row["gap"]))
+        progress.update(task, completed=done, gap=f"{worst[0]:.1e}")
+
+    try:
+        yield listen
+    finally:
+        if progress.live.is_started:
+            progress.stop()
+
+
+def _curve_table(frame: pd.DataFrame) -> Table:
+    scale, unit = (1e6, "GBP m") if frame["total"].max() >= 1e8 else (1e3, "GBP k")
+    table = Table(title=f"Consolidation curve ({unit}/yr)")
+    for column in ("level", "total", "savings", "savings %", "lower bound", "gap", "status", "s"):
+        table.add_column(column, justify="left" if column == "status" else "right")
+    for row in frame.itertuples(index=False):
+        if row.status == "infeasible":
+            table.add_row(str(row.level), "-", "-", "-", "-", "-", "infeasible", f"{row.seconds:.1f}")
+            continue
+        table.add_row(
+            str(row.level), f"{row.total / scale:,.1f}", f"{row.savings / scale:,.1f}",
+            f"{row.savings_pct:.2f}", f"{row.lower_bound / scale:,.1f}", f"{row.gap:.1e}",
+            row.status, f"{row.seconds:.1f}",
+        )
+    return table
 
 
 @datasets_app.command("list")

@@ -25,6 +25,7 @@ from optimizer.formulation import (
     Structure,
     build_compact,
     build_master,
+    level_bounds,
     separate,
     structure,
     unhostable,
@@ -155,22 +156,155 @@ def solve_level(
     >>> result.status, result.objective
     ('optimal', 467146.0)
     """
-    options = options or SolverOptions()
-    began = clock()
-    opened = site_mask(instance, keep_open, "--keep-open")
-    closed = site_mask(instance, keep_closed, "--keep-closed")
-    precheck(instance, level, opened, closed)
-    st = structure(instance, opened, closed)
-    _check_must_open(instance, st, level)
-    assigner = Assigner(instance, st)
-    hint = None if start is None else site_mask(instance, start, "start")
-    whole_body = not instance.model.scenario.split_categories
-    if whole_body or bool(np.isfinite(st.site_capacity).any()):
-        found = _compact(st, assigner, level, options, whole_body, began)
-    else:
-        found = _benders(st, assigner, level, options, hint, began)
-    best, bound, status, stats = found
-    return _result(instance, st, best, bound, status, stats, options, began)
+    solver = LevelSolver(instance, options, keep_open=keep_open, keep_closed=keep_closed)
+    hint = None
+    if start is not None:
+        hint = solver.assigner.assign(site_mask(instance, start, "start"))
+    return solver.solve(level, hint)
+
+
+class LevelSolver:
+    """Solves levels of one instance, keeping the Benders master and its cuts between them.
+
+    Benders cuts do not depend on the level, so a sweep over levels re-uses
+    every cut found so far; only the bounds of the level row change.
+    """
+
+    def __init__(
+        self,
+        instance: Instance,
+        options: SolverOptions | None = None,
+        *,
+        keep_open: Iterable[str] = (),
+        keep_closed: Iterable[str] = (),
+    ) -> None:
+        began = clock()
+        self.instance = instance
+        self.options = options or SolverOptions()
+        self.opened = site_mask(instance, keep_open, "--keep-open")
+        self.closed = site_mask(instance, keep_closed, "--keep-closed")
+        precheck(instance, None, self.opened, self.closed)
+        self.st = structure(instance, self.opened, self.closed)
+        self.assigner = Assigner(instance, self.st)
+        self.whole_body = not instance.model.scenario.split_categories
+        self.compact = self.whole_body or bool(np.isfinite(self.st.site_capacity).any())
+        self.master: Any = None
+        self.prepared = clock() - began
+
+    def solve(self, level: int | None, start: Assignment | None = None,
+              time_limit: float | None = None) -> SolveResult:
+        """Solve one level, warm-started from ``start``; raise InfeasibleError if none exists."""
+        began = clock()
+        limit = self.options.time_limit if time_limit is None else time_limit
+        precheck(self.instance, level, self.opened, self.closed)
+        _check_must_open(self.instance, self.st, level)
+        if self.compact:
+            found = self._compact(level, limit, began)
+        else:
+            found = self._benders(level, start, limit, began)
+        best, bound, status, stats = found
+        stats["build"] = stats.get("build", 0.0) + self.prepared
+        self.prepared = 0.0
+        return _result(self.instance, self.st, best, bound, status, stats, self.options, began)
+
+    def lp_bound(self, level: int, time_limit: float | None = None) -> float:
+        """The LP bound at ``level`` (valid for every grouping at that level)."""
+        began = clock()
+        self._master()
+        return self._lp_phase(level, None, time_limit, began, {"iterations": 0, "cuts": 0})[1]
+
+    def _master(self) -> Any:
+        if self.master is None:
+            model = build_master(self.st, None)
+            self.level_row = model.level_row
+            self.master = backend(model, self.options)
+        return self.master
+
+    def _benders(self, level: int | None, start: Assignment | None, limit: float | None,
+                 began: float) -> tuple[Assignment | None, float, str, dict[str, Any]]:
+        built = clock()
+        self._master()
+        stats: dict[str, Any] = {"formulation": "benders", "iterations": 0, "cuts": 0,
+                                 "build": clock() - built}
+        best, bound = self._lp_phase(level, start, limit, began, stats)
+        return self._mip_loop(best, bound, limit, began, stats)
+
+    def _lp_phase(self, level: int | None, best: Assignment | None, limit: float | None,
+                  began: float, stats: dict[str, Any]) -> tuple[Assignment | None, float]:
+        st, solver = self.st, self.master
+        solver.set_row_bounds(self.level_row, *level_bounds(level, st.n_sites))
+        solver.relax(True)
+        bound, values = -math.inf, None
+        for _ in range(LP_ROUNDS):
+            out = solver.solve(_remaining(limit, began))
+            if out.status == "infeasible":
+                raise InfeasibleError(_no_grouping(level))
+            if out.values is None:
+                break
+            values = out.values
+            rows, count = separate(st, *_split(st, values))
+            stats["iterations"] += 1
+            stats["cuts"] += count
+            if count == 0:
+                bound = out.objective
+                break
+            solver.add_rows(rows)
+            if out.status == "time_limit":
+                break
+        if values is not None:
+            best = _better(best, self.assigner.assign(_round(st, values[: st.n_sites], level)))
+        return best, bound
+
+    def _mip_loop(self, best: Assignment | None, bound: float, limit: float | None, began: float,
+                  stats: dict[str, Any]) -> tuple[Assignment | None, float, str, dict[str, Any]]:
+        st, solver, assigner = self.st, self.master, self.assigner
+        solver.relax(False)
+        status = "time_limit"
+        if best is not None and _gap(best.cost, bound) <= self.options.gap:
+            return best, bound, "optimal", stats
+        for _ in range(MIP_ROUNDS):
+            start = _start_vector(st, assigner, best) if best is not None else None
+            out = solver.solve(_remaining(limit, began), start)
+            stats["iterations"] += 1
+            if out.status == "infeasible":
+                if best is None:
+                    raise InfeasibleError(_no_grouping(None))
+                break
+            bound = max(bound, out.bound)
+            if out.values is not None:
+                y, w, theta = _split(st, out.values)
+                best = _better(best, _from_master(st, assigner, y, w))
+                rows, count = separate(st, y, w, theta)
+                stats["cuts"] += count
+                solver.add_rows(rows)
+            if best is not None and _gap(best.cost, bound) <= self.options.gap:
+                status = "optimal"
+                break
+            if out.status == "time_limit":
+                break
+        return best, bound, status, stats
+
+    def _compact(self, level: int | None, limit: float | None,
+                 began: float) -> tuple[Assignment | None, float, str, dict[str, Any]]:
+        st = self.st
+        built = clock()
+        model, pairs = build_compact(st, level, self.whole_body)
+        solver = backend(model, self.options)
+        stats: dict[str, Any] = {"formulation": "compact", "iterations": 1, "cuts": 0,
+                                 "build": clock() - built}
+        out = solver.solve(_remaining(limit, began))
+        if out.status == "infeasible":
+            raise InfeasibleError(_no_grouping(level))
+        if out.values is None:
+            return None, out.bound, "time_limit", stats
+        x = out.values[st.n_sites + st.n_copies : st.n_sites + st.n_copies + len(pairs)]
+        chosen = pairs[x > 0.5]
+        site = np.full(st.n_clients, -1)
+        site[chosen[:, 0]] = st.copy_site[chosen[:, 1]]
+        open_mask = out.values[: st.n_sites] > 0.5
+        best = Assignment(site, self.assigner.cost(site, open_mask), np.flatnonzero(open_mask))
+        status = "optimal" if _gap(best.cost, out.bound) <= self.options.gap else "time_limit"
+        return best, out.bound, status, stats
 
 
 def write_model(
@@ -249,94 +383,10 @@ def _check_must_open(instance: Instance, st: Structure, level: int | None) -> No
         )
 
 
-def _remaining(options: SolverOptions, began: float) -> float | None:
-    if options.time_limit is None:
+def _remaining(limit: float | None, began: float) -> float | None:
+    if limit is None:
         return None
-    return max(0.01, options.time_limit - (clock() - began))
-
-
-def _benders(
-    st: Structure, assigner: Assigner, level: int | None, options: SolverOptions,
-    hint: np.ndarray | None, began: float,
-) -> tuple[Assignment | None, float, str, dict[str, Any]]:
-    built = clock()
-    solver = backend(build_master(st, level), options)
-    stats: dict[str, Any] = {"formulation": "benders", "iterations": 0, "cuts": 0}
-    best = assigner.assign(hint) if hint is not None else None
-    bound = -math.inf
-    solver.relax(True)
-    values = None
-    stats["build"] = clock() - built
-    for _ in range(LP_ROUNDS):
-        out = solver.solve(_remaining(options, began))
-        if out.status == "infeasible":
-            raise InfeasibleError(_no_grouping(level))
-        values = out.values
-        assert values is not None
-        rows, count = separate(st, *_split(st, values))
-        stats["iterations"] += 1
-        stats["cuts"] += count
-        if count == 0:
-            bound = out.objective
-            break
-        solver.add_rows(rows)
-        if out.status == "time_limit":
-            break
-    if values is not None:
-        best = _better(best, assigner.assign(_round(st, values[: st.n_sites], level)))
-    solver.relax(False)
-    return _mip_loop(st, assigner, solver, options, best, bound, began, stats)
-
-
-def _mip_loop(
-    st: Structure, assigner: Assigner, solver: Any, options: SolverOptions,
-    best: Assignment | None, bound: float, began: float, stats: dict[str, Any],
-) -> tuple[Assignment | None, float, str, dict[str, Any]]:
-    status = "time_limit"
-    for _ in range(MIP_ROUNDS):
-        start = _start_vector(st, assigner, best) if best is not None else None
-        out = solver.solve(_remaining(options, began), start)
-        stats["iterations"] += 1
-        if out.status == "infeasible":
-            if best is None:
-                raise InfeasibleError(_no_grouping(None))
-            break
-        bound = max(bound, out.bound)
-        if out.values is not None:
-            y, w, theta = _split(st, out.values)
-            best = _better(best, _from_master(st, assigner, y, w))
-            rows, count = separate(st, y, w, theta)
-            stats["cuts"] += count
-            solver.add_rows(rows)
-        if best is not None and _gap(best.cost, bound) <= options.gap:
-            status = "optimal"
-            break
-        if out.status == "time_limit":
-            break
-    return best, bound, status, stats
-
-
-def _compact(
-    st: Structure, assigner: Assigner, level: int | None, options: SolverOptions,
-    whole_body: bool, began: float,
-) -> tuple[Assignment | None, float, str, dict[str, Any]]:
-    built = clock()
-    model, pairs = build_compact(st, level, whole_body)
-    solver = backend(model, options)
-    stats: dict[str, Any] = {"formulation": "compact", "iterations": 1, "cuts": 0, "build": clock() - built}
-    out = solver.solve(_remaining(options, began))
-    if out.status == "infeasible" or out.values is None:
-        if out.status == "infeasible":
-            raise InfeasibleError(_no_grouping(level))
-        return None, out.bound, "time_limit", stats
-    x = out.values[st.n_sites + st.n_copies : st.n_sites + st.n_copies + len(pairs)]
-    chosen = pairs[x > 0.5]
-    site = np.full(st.n_clients, -1)
-    site[chosen[:, 0]] = st.copy_site[chosen[:, 1]]
-    open_mask = out.values[: st.n_sites] > 0.5
-    best = Assignment(site, assigner.cost(site, open_mask), np.flatnonzero(open_mask))
-    status = "optimal" if _gap(best.cost, out.bound) <= options.gap else "time_limit"
-    return best, out.bound, status, stats
+    return max(0.01, limit - (clock() - began))
 
 
 def _split(st: Structure, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

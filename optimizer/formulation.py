@@ -25,7 +25,7 @@ Two formulations share these arrays.
     s.t. sum_t w[j,c,t] <= y[j]                one band per agency and category
          sum_t w[s,c,t]  = y[s]                the host of s buys every c it has there
          theta[i] >= sum_t cost[i,(s,c,t)] w[s,c,t]     host clients of site s
-         sum_j y[j] = k                        the level (free in "best" mode)
+         sum_j y[j] = k                        the level (a free row in "best" mode)
 
 and optimality cuts added as they are violated (:func:`separate`): with
 client ``i``'s other copies sorted by cost ``c_1 <= c_2 <= ...``, for any
@@ -266,6 +266,7 @@ class MatrixModel:
     row_lo: np.ndarray
     row_hi: np.ndarray
     names: list[str] = field(default_factory=list, repr=False)
+    level_row: int = -1
 
 
 class Rows:
@@ -305,8 +306,8 @@ def build_master(st: Structure, level: int | None) -> MatrixModel:
     rows = Rows()
     _link_rows(st, rows)
     _host_rows(st, rows, theta0)
-    if level is not None:
-        rows.add(np.arange(n_s), np.ones(n_s), level, level)
+    level_row = len(rows)
+    rows.add(np.arange(n_s), np.ones(n_s), *level_bounds(level, n_s))
     upper = np.ones(n_s + n_a + n_i)
     upper[theta0:] = np.inf
     upper[:n_s][st.fixed_closed | unhostable(st)] = 0.0
@@ -316,7 +317,12 @@ def build_master(st: Structure, level: int | None) -> MatrixModel:
     cost = np.r_[st.site_fixed, st.copy_fixed, np.ones(n_i)]
     integer = np.r_[np.ones(n_s + n_a, dtype=bool), np.zeros(n_i, dtype=bool)]
     return MatrixModel(cost, lower, upper, integer, rows.csr(len(cost)),
-                       np.array(rows.lo), np.array(rows.hi))
+                       np.array(rows.lo), np.array(rows.hi), level_row=level_row)
+
+
+def level_bounds(level: int | None, n_sites: int) -> tuple[float, float]:
+    """Bounds of the row ``sum_j y[j]``: exactly ``level``, or free."""
+    return (0.0, float(n_sites)) if level is None else (float(level), float(level))
 
 
 def _link_rows(st: Structure, rows: Rows) -> None:

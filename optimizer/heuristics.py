@@ -1,10 +1,16 @@
-"""Fast incumbents: assign clients to a set of open agencies, and cost it.
+"""Fast incumbents: assign clients to a set of open agencies, cost it, improve it.
 
 Given the open sites, each client (body, category) buys through an allowed
 open site; the band each agency reaches depends on everyone's choice, so the
 assignment iterates: price every agency at the marginal rate its current
-volume earns, move every client to its cheapest agency, repeat until stable.
-The cost is MODEL.md's, computed from arrays (the evaluator re-checks it).
+volume earns, move every client to its cheapest agency, repeat while the
+total falls. The cost is MODEL.md's, computed from dense per-category arrays
+(the reference evaluator re-checks every grouping reported).
+
+The same arrays give, for every open site at once, an estimate of what
+closing it costs (its clients move to their next-best agency; its fixed and
+desk costs are saved) and of what opening a closed site gains: the moves of
+the greedy drop and swap searches of Resende & Werneck (2007).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ ROUNDS = 12
 
 @dataclass(frozen=True)
 class Assignment:
-    """Each client's site row, and the MODEL.md cost of the grouping."""
+    """Each client's site row, the MODEL.md cost, and the open site rows."""
 
     site: np.ndarray
     cost: float
@@ -29,7 +35,7 @@ class Assignment:
 
 
 class Assigner:
-    """Pre-computed (client, allowed site) pairs for repeated assignments.
+    """Dense (client, site) cost arrays, one block per category.
 
     Parameters
     ----------
@@ -40,116 +46,154 @@ class Assigner:
 
     def __init__(self, instance: Instance, st: Structure) -> None:
         self.st = st
-        cats = list(instance.model.categories.values())
-        self.desk = np.array([c.desk_cost for c in cats])
-        self.dist_rate = np.array([c.distance_cost for c in cats])
-        self.lowers = [np.array([b.lower for b in c.bands]) for c in cats]
-        self.rates = [np.array([b.rate for b in c.bands]) for c in cats]
-        self.cats = cats
-        band0 = st.copy_band[st.lst_copy] == 0
-        seg = np.repeat(np.arange(st.n_clients), np.diff(st.ptr))
-        hseg = np.repeat(np.arange(st.n_clients), np.diff(st.host_ptr))
-        hband0 = st.copy_band[st.host_copy] == 0
-        self.pair_client = np.r_[seg[band0], hseg[hband0]]
-        self.pair_site = np.r_[st.copy_site[st.lst_copy[band0]], st.copy_site[st.host_copy[hband0]]]
-        body = st.client_body[self.pair_client]
-        cat = st.client_cat[self.pair_client]
-        spend = st.client_spend[self.pair_client]
-        self.pair_base = spend * (1 + self.dist_rate[cat] * instance.distances[body, self.pair_site] / 1e6)
-        self.pair_dist = self.pair_base - spend
-        self.pair_host = st.client_host[self.pair_client] == self.pair_site
-        self.pair_key = self.pair_client * st.n_sites + self.pair_site
-        order = np.argsort(self.pair_key, kind="stable")
-        for name in ("pair_client", "pair_site", "pair_base", "pair_dist", "pair_host", "pair_key"):
-            setattr(self, name, getattr(self, name)[order])
-        self.n_cats = len(cats)
+        self.cats = list(instance.model.categories.values())
+        self.n_cats = len(self.cats)
+        self.desk = np.array([c.desk_cost for c in self.cats])
+        self.lowers = [np.array([b.lower for b in c.bands]) for c in self.cats]
+        self.rates = [np.array([b.rate for b in c.bands]) for c in self.cats]
+        self.rows = [np.flatnonzero(st.client_cat == c) for c in range(self.n_cats)]
+        self.base = [self._base(instance, c) for c in range(self.n_cats)]
 
-    def assign(self, open_mask: np.ndarray) -> Assignment | None:
-        """Return a good grouping with exactly the sites in ``open_mask`` open, or None."""
+    def _base(self, instance: Instance, c: int) -> np.ndarray:
+        """Full price plus distance cost of each client of ``c`` at each allowed site; inf elsewhere."""
         st = self.st
-        host_open = np.zeros(st.n_clients, dtype=bool)
-        has_host = st.client_host >= 0
-        host_open[has_host] = open_mask[st.client_host[has_host]]
-        usable = open_mask[self.pair_site] & (~host_open[self.pair_client] | self.pair_host)
-        clients = self.pair_client[usable]
-        if len(np.unique(clients)) < st.n_clients:
-            return None
-        sites = self.pair_site[usable]
-        base = self.pair_base[usable]
-        spend = st.client_spend[clients]
-        group = sites * self.n_cats + st.client_cat[clients]
-        discount = np.zeros(len(sites))
+        clients = self.rows[c]
+        out = np.full((len(clients), st.n_sites), np.inf)
+        position = np.full(st.n_clients, -1)
+        position[clients] = np.arange(len(clients))
+        for ptr, lst in ((st.ptr, st.lst_copy), (st.host_ptr, st.host_copy)):
+            seg = np.repeat(np.arange(st.n_clients), np.diff(ptr))
+            keep = (st.copy_band[lst] == 0) & (st.client_cat[seg] == c)
+            rows, sites = position[seg[keep]], st.copy_site[lst[keep]]
+            body = st.client_body[seg[keep]]
+            spend = st.client_spend[seg[keep]]
+            out[rows, sites] = spend * (1 + self.cats[c].distance_cost * instance.distances[body, sites] / 1e6)
+        return out
+
+    # ----------------------------------------------------------------- assignment
+
+    def assign(self, open_mask: np.ndarray, start: np.ndarray | None = None) -> Assignment | None:
+        """Return a good grouping with exactly the sites in ``open_mask`` open, or None.
+
+        ``start`` is a previous grouping whose volumes price the first round.
+        """
+        rates = self.marginal_rates(start) if start is not None else np.zeros((self.st.n_sites, self.n_cats))
         best: Assignment | None = None
         for _ in range(ROUNDS):
-            choice = _argmin_per_client(clients, base - spend * discount, st.n_clients)
-            site = sites[choice]
+            site = self.cheapest(open_mask, rates)
+            if site is None:
+                return None
             cost = self.cost(site, open_mask)
             if best is not None and cost >= best.cost - 1e-9:
                 break
             best = Assignment(site, cost, np.flatnonzero(open_mask))
-            discount = self._marginal_rates(site)[group]
+            rates = self.marginal_rates(site)
         return best
 
-    def _marginal_rates(self, site: np.ndarray) -> np.ndarray:
+    def cheapest(self, open_mask: np.ndarray, rates: np.ndarray) -> np.ndarray | None:
+        """Each client's cheapest open site at the given marginal rates (host rule applied)."""
+        st = self.st
+        site = np.full(st.n_clients, -1)
+        for c, clients in enumerate(self.rows):
+            price = self.price(c, rates, open_mask)
+            pick = np.argmin(price, axis=1)
+            if not np.isfinite(price[np.arange(len(clients)), pick]).all():
+                return None
+            site[clients] = pick
+        host = st.client_host
+        forced = (host >= 0) & open_mask[np.maximum(host, 0)]
+        site[forced] = host[forced]
+        return site
+
+    def price(self, c: int, rates: np.ndarray, open_mask: np.ndarray) -> np.ndarray:
+        """Cost of each client of ``c`` at each site at the given rates; inf where closed."""
+        spend = self.st.client_spend[self.rows[c]]
+        price = self.base[c] - spend[:, None] * rates[None, :, c]
+        price[:, ~open_mask] = np.inf
+        return price
+
+    def volumes(self, site: np.ndarray) -> np.ndarray:
+        """Aggregated spend per (site, category)."""
+        st = self.st
+        volume = np.zeros((st.n_sites, self.n_cats))
+        np.add.at(volume, (site, st.client_cat), st.client_spend)
+        return volume
+
+    def bands(self, volume: np.ndarray) -> np.ndarray:
+        """Band position of each (site, category) volume; an edge prices in the band below."""
+        out = np.zeros(volume.shape, dtype=int)
+        for c in range(self.n_cats):
+            out[:, c] = np.maximum(np.searchsorted(self.lowers[c], volume[:, c], side="left") - 1, 0)
+        return out
+
+    def marginal_rates(self, site: np.ndarray) -> np.ndarray:
         """The marginal rate each (site, category) earns at its current volume."""
-        st = self.st
-        volume = np.zeros(st.n_sites * self.n_cats)
-        np.add.at(volume, site * self.n_cats + st.client_cat, st.client_spend)
-        rate = np.zeros_like(volume)
-        cat_of = np.arange(len(volume)) % self.n_cats
-        for c in range(self.n_cats):
-            sel = cat_of == c
-            band = np.searchsorted(self.lowers[c], volume[sel], side="left") - 1
-            rate[sel] = self.rates[c][np.maximum(band, 0)]
-        return rate
-
-    def copies_of(self, site: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The band copy each used (site, category) prices at, and each client's cost there.
-
-        Volumes exactly on a band's lower edge price in the band below (the
-        same cost), so the copy always exists.
-        """
-        st = self.st
-        key = site * self.n_cats + st.client_cat
-        volume = np.zeros(st.n_sites * self.n_cats)
-        np.add.at(volume, key, st.client_spend)
-        band = np.zeros(len(volume), dtype=int)
-        cat_of = np.arange(len(volume)) % self.n_cats
-        for c in range(self.n_cats):
-            sel = cat_of == c
-            band[sel] = np.maximum(np.searchsorted(self.lowers[c], volume[sel], side="left") - 1, 0)
-        n_bands = max(len(r) for r in self.rates)
-        copy_key = (st.copy_site * self.n_cats + st.copy_cat) * n_bands + st.copy_band
-        used = np.unique(key)
-        copies = np.searchsorted(copy_key, used * n_bands + band[used])
-        rate = np.array([self.rates[c][band[k]] for c, k in zip(st.client_cat.tolist(), key.tolist(), strict=True)])
-        pos = np.searchsorted(self.pair_key, np.arange(st.n_clients) * st.n_sites + site)
-        return copies, st.client_spend * (1 - rate) + self.pair_dist[pos]
+        band = self.bands(self.volumes(site))
+        return np.stack([self.rates[c][band[:, c]] for c in range(self.n_cats)], axis=1)
 
     def cost(self, site: np.ndarray, open_mask: np.ndarray) -> float:
         """MODEL.md total of clients at ``site`` with the sites in ``open_mask`` open."""
-        st = self.st
-        key = site * self.n_cats + st.client_cat
-        volume = np.zeros(st.n_sites * self.n_cats)
-        np.add.at(volume, key, st.client_spend)
-        used = np.flatnonzero(volume > 0)
-        cat = used % self.n_cats
+        volume = self.volumes(site)
+        used_site, used_cat = np.nonzero(volume > 0)
         purchases = sum(
-            v - self.cats[c].saving(v) for v, c in zip(volume[used].tolist(), cat.tolist(), strict=True)
+            v - self.cats[c].saving(v)
+            for v, c in zip(volume[used_site, used_cat].tolist(), used_cat.tolist(), strict=True)
         )
-        total = float(st.site_fixed[open_mask].sum()) + float(self.desk[cat].sum()) + purchases
-        return total + self._distance(site)
+        total = float(self.st.site_fixed[open_mask].sum()) + float(self.desk[used_cat].sum())
+        return total + purchases + self.distance(site)
 
-    def _distance(self, site: np.ndarray) -> float:
+    def distance(self, site: np.ndarray) -> float:
+        """The distance term of a grouping."""
+        total = 0.0
+        for c, clients in enumerate(self.rows):
+            full = self.base[c][np.arange(len(clients)), site[clients]]
+            total += float((full - self.st.client_spend[clients]).sum())
+        return total
+
+    def copies_of(self, site: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The band copy each used (site, category) prices at, and each client's cost there."""
         st = self.st
-        pos = np.searchsorted(self.pair_key, np.arange(st.n_clients) * st.n_sites + site)
-        return float(self.pair_dist[pos].sum())
+        band = self.bands(self.volumes(site))
+        n_bands = max(len(r) for r in self.rates)
+        copy_key = (st.copy_site * self.n_cats + st.copy_cat) * n_bands + st.copy_band
+        used = np.unique(site * self.n_cats + st.client_cat)
+        copies = np.searchsorted(copy_key, used * n_bands + band.ravel()[used])
+        client_cost = np.zeros(st.n_clients)
+        for c, clients in enumerate(self.rows):
+            rate = self.rates[c][band[site[clients], c]]
+            full = self.base[c][np.arange(len(clients)), site[clients]]
+            client_cost[clients] = full - st.client_spend[clients] * rate
+        return copies, client_cost
 
+    # ------------------------------------------------------------------ estimates
 
-def _argmin_per_client(clients: np.ndarray, cost: np.ndarray, n_clients: int) -> np.ndarray:
-    """Index (into the pair arrays) of each client's cheapest pair."""
-    order = np.lexsort((cost, clients))
-    first = np.r_[True, clients[order][1:] != clients[order][:-1]]
-    picked = order[first]
-    assert len(picked) == n_clients
-    return picked
+    def closing_deltas(self, current: Assignment, open_mask: np.ndarray, locked: np.ndarray) -> np.ndarray:
+        """Estimated change in total cost from closing each open site (inf: cannot close)."""
+        st = self.st
+        rates = self.marginal_rates(current.site)
+        delta = -st.site_fixed.astype(float).copy()
+        volume = self.volumes(current.site)
+        delta -= (volume > 0) @ self.desk
+        for c, clients in enumerate(self.rows):
+            price = self.price(c, rates, open_mask)
+            rows = np.arange(len(clients))
+            now = price[rows, current.site[clients]]
+            price[rows, current.site[clients]] = np.inf
+            nxt = price.min(axis=1)
+            np.add.at(delta, current.site[clients], nxt - now)
+        delta[~open_mask | locked] = np.inf
+        return delta
+
+    def opening_gains(self, current: Assignment, open_mask: np.ndarray, closed: np.ndarray) -> np.ndarray:
+        """Estimated saving from opening each closed site (clients that would move to it)."""
+        st = self.st
+        rates = self.marginal_rates(current.site)
+        gain = -st.site_fixed.astype(float).copy()
+        for c, clients in enumerate(self.rows):
+            now = self.base[c][np.arange(len(clients)), current.site[clients]]
+            now = now - st.client_spend[clients] * rates[current.site[clients], c]
+            better = np.maximum(now[:, None] - self.base[c], 0.0)
+            moved = better.sum(axis=0)
+            gain += moved - self.desk[c] * (moved > 0)
+        gain[open_mask | closed] = -np.inf
+        return gain

@@ -78,6 +78,10 @@ class HighsBackend:
         self.h.addRows(len(rows), np.array(rows.lo), np.array(rows.hi), csr.nnz,
                        csr.indptr[:-1].astype(np.int32), csr.indices.astype(np.int32), csr.data)
 
+    def set_row_bounds(self, row: int, lo: float, hi: float) -> None:
+        """Change one row's bounds (the level row, between levels)."""
+        self.h.changeRowBounds(row, lo, hi)
+
     def relax(self, relaxed: bool) -> None:
         """Drop or restore integrality."""
         idx = np.flatnonzero(self.integer).astype(np.int32)
@@ -87,7 +91,9 @@ class HighsBackend:
 
     def solve(self, time_limit: float | None, start: np.ndarray | None = None) -> Outcome:
         """Solve; ``start`` is a full column vector to warm-start from."""
-        self.h.setOptionValue("time_limit", float(time_limit) if time_limit else math.inf)
+        # HiGHS measures its time limit on a clock that runs across calls.
+        elapsed = self.h.getRunTime()
+        self.h.setOptionValue("time_limit", elapsed + float(time_limit) if time_limit else math.inf)
         if start is not None:
             solution = highspy.HighsSolution()
             solution.col_value = list(start)
@@ -127,6 +133,10 @@ class PulpBackend:
         """Append cuts."""
         if len(rows):
             self.extra.append(rows)
+
+    def set_row_bounds(self, row: int, lo: float, hi: float) -> None:
+        """Change one row's bounds (the level row, between levels)."""
+        self.model.row_lo[row], self.model.row_hi[row] = lo, hi
 
     def relax(self, relaxed: bool) -> None:
         """Drop or restore integrality."""

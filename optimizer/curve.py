@@ -1,0 +1,374 @@
+"""The consolidation curve: the best grouping at every level, with proof.
+
+One pass downward from the status quo (every body buying alone) closes, at
+each step, the agency whose closure is estimated to cost least, reassigns
+its clients and re-prices the bands: every level gets a strong incumbent in
+seconds. Each requested level is then improved by swaps and solved exactly
+(Benders, warm-started from the incumbent, re-using every cut found at the
+levels before) until the proven gap is within ``gap``. Neither convexity of
+the curve nor nesting of groupings across levels is assumed: each level is
+solved on its own, the pass only supplies starting points.
+
+Every finished level is written atomically as it completes; a run can be
+interrupted and resumed in its folder (``resume=True``), which refuses when
+the inputs or options differ from those recorded there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from optimizer.engine import LevelSolver, SolveResult, versions
+from optimizer.errors import DataValidationError, InfeasibleError
+from optimizer.evaluate import evaluate
+from optimizer.heuristics import Assigner, Assignment
+from optimizer.instance import Instance
+from optimizer.results import atomic_write_text, write_groupings, write_json
+from optimizer.solve import SolverOptions, clock
+
+CURVE_COLUMNS = [
+    "level", "total", "agencies", "desks", "purchases", "distance", "savings", "savings_pct",
+    "lower_bound", "gap", "status", "seconds", "discounts",
+]
+LOWEST_DEFAULT = 4
+DEFAULT_POINTS = 15
+SWAP_MOVES = 8
+
+
+@dataclass(frozen=True)
+class CurveOptions:
+    """What to sweep and how hard to try at each level."""
+
+    levels: tuple[int, ...]
+    solver: SolverOptions = field(default_factory=SolverOptions)
+    keep_open: tuple[str, ...] = ()
+    keep_closed: tuple[str, ...] = ()
+
+
+def default_levels(n_bodies: int, lowest: int = LOWEST_DEFAULT, points: int = DEFAULT_POINTS) -> list[int]:
+    """The status quo, then about ``points`` levels spread down to ``lowest``, denser low.
+
+    Examples
+    --------
+    >>> default_levels(382)[:3], default_levels(382)[-3:]
+    ([382, 280, 205], [6, 5, 4])
+    """
+    if n_bodies <= lowest:
+        return list(range(n_bodies, 0, -1))
+    spread = np.geomspace(lowest, n_bodies, points + 1)
+    return sorted({int(round(v)) for v in spread} | {n_bodies}, reverse=True)
+
+
+def parse_levels(
+    spec: str, n_bodies: int, min_level: int | None = None, max_level: int | None = None
+) -> list[int]:
+    """Parse ``all``, ``default`` or a list such as ``380,200,100..90,50``.
+
+    Examples
+    --------
+    >>> parse_levels("10,8..6", 20)
+    [10, 8, 7, 6]
+    >>> parse_levels("all", 6)
+    [6, 5, 4]
+    """
+    text = spec.strip().lower()
+    if text == "all":
+        levels = list(range(n_bodies, min(LOWEST_DEFAULT, n_bodies) - 1, -1))
+    elif text == "default":
+        levels = default_levels(n_bodies)
+    else:
+        levels = sorted({k for part in text.split(",") if part.strip() for k in _part(part)}, reverse=True)
+    bad = [k for k in levels if not 1 <= k <= n_bodies]
+    if bad:
+        raise DataValidationError([f"(--levels) | levels must be between 1 and {n_bodies}, got {bad[:5]}"])
+    low = min_level if min_level is not None else 1
+    high = max_level if max_level is not None else n_bodies
+    return [k for k in levels if low <= k <= high]
+
+
+def _part(part: str) -> list[int]:
+    match = re.fullmatch(r"\s*(\d+)\s*(?:\.\.\s*(\d+)\s*)?", part)
+    if match is None:
+        raise DataValidationError([f"(--levels) | expected a number or a range like 100..90, got {part!r}"])
+    a = int(match.group(1))
+    b = int(match.group(2)) if match.group(2) else a
+    return list(range(min(a, b), max(a, b) + 1))
+
+
+# --------------------------------------------------------------------- the curve
+
+
+@dataclass
+class Curve:
+    """The rows of a consolidation curve and where they were written."""
+
+    rows: list[dict[str, Any]]
+    status_quo: float
+    folder: Path | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """The curve as a table, one row per level, most agencies first."""
+        frame = pd.DataFrame(self.rows)
+        return frame.sort_values("level", ascending=False).reset_index(drop=True)
+
+
+Listener = Callable[[dict[str, Any] | None, int, int], None]
+
+
+def consolidation_curve(
+    instance: Instance,
+    options: CurveOptions,
+    out: Path | None = None,
+    *,
+    resume: bool = False,
+    on_level: Listener | None = None,
+) -> Curve:
+    """Solve every requested level; write each as it finishes when ``out`` is given.
+
+    Parameters
+    ----------
+    instance : Instance
+    options : CurveOptions
+    out : path, optional
+        The run folder: ``curve.csv``, ``groupings/level-K.csv``,
+        ``levels/level-K.json``, ``run.json``, ``summary.json``.
+    resume : bool
+        Continue a run in ``out``, skipping finished levels.
+    on_level : callable, optional
+        Called with (row, levels done, levels in all) after each level, and
+        once with ``row=None`` when the run folder is ready.
+
+    Examples
+    --------
+    >>> import optimizer
+    >>> curve = consolidation_curve(optimizer.load("toy"), CurveOptions(levels=(6, 4, 3)))
+    >>> curve.to_frame()[["level", "total", "status"]].to_string(index=False)
+    ' level    total  status\\n     6 506000.0 optimal\\n     4 473110.0 optimal\\n     3 467146.0 optimal'
+    """
+    began = clock()
+    done = _prepare(instance, options, out, resume)
+    solver = LevelSolver(instance, options.solver, keep_open=options.keep_open,
+                         keep_closed=options.keep_closed)
+    quo = status_quo(instance)
+    todo = [k for k in options.levels if k not in done]
+    incumbents = downward_pass(solver, min(todo, default=len(instance.bodies)), set(todo))
+    rows = list(done.values())
+    if on_level is not None:
+        on_level(None, len(rows), len(options.levels))
+    for k in sorted(todo, reverse=True):
+        row = _solve_row(solver, k, incumbents.get(k), quo, out)
+        rows.append(row)
+        if out is not None:
+            _write_progress(out, rows, quo, clock() - began)
+        if on_level is not None:
+            on_level(row, len(rows), len(options.levels))
+    return Curve(rows, quo, out)
+
+
+def status_quo(instance: Instance) -> float:
+    """The total when every body buys alone through the site it hosts (computed).
+
+    Raises
+    ------
+    DataValidationError
+        When some body with spend hosts no site, so the status quo is undefined.
+    """
+    host = instance.sites.reset_index().drop_duplicates("body_id").set_index("body_id")["site_id"]
+    grouping = instance.spend[["body_id", "category"]].copy()
+    grouping["site_id"] = grouping["body_id"].map(host)
+    if grouping["site_id"].isna().any():
+        missing = sorted(grouping.loc[grouping["site_id"].isna(), "body_id"].unique())[:10]
+        raise DataValidationError([f"(sites.csv) | the status quo needs every body to host a site; not: {missing}"])
+    return evaluate(instance, grouping).total
+
+
+def downward_pass(solver: LevelSolver, lowest: int, wanted: set[int]) -> dict[int, Assignment]:
+    """Incumbents for the wanted levels from one greedy drop pass from all sites open."""
+    st, assigner = solver.st, solver.assigner
+    open_mask = ~st.fixed_closed
+    current = assigner.assign(open_mask)
+    found: dict[int, Assignment] = {}
+    locked = st.must_open | st.fixed_open
+    while current is not None and int(open_mask.sum()) >= lowest:
+        level = int(open_mask.sum())
+        if level in wanted:
+            found[level] = improve(assigner, current, open_mask, locked, st.fixed_closed)
+        step = _drop(assigner, current, open_mask, locked)
+        if step is None:
+            break
+        current, open_mask = step
+    return found
+
+
+def _drop(assigner: Assigner, current: Assignment, open_mask: np.ndarray,
+          locked: np.ndarray) -> tuple[Assignment, np.ndarray] | None:
+    deltas = assigner.closing_deltas(current, open_mask, locked)
+    for site in np.argsort(deltas, kind="stable")[:3]:
+        if not math.isfinite(deltas[site]):
+            return None
+        trial = open_mask.copy()
+        trial[site] = False
+        moved = assigner.assign(trial, current.site)
+        if moved is not None:
+            return moved, trial
+    return None
+
+
+def improve(assigner: Assigner, current: Assignment, open_mask: np.ndarray,
+            locked: np.ndarray, closed: np.ndarray) -> Assignment:
+    """Swap local search: open the most promising closed site, close the cheapest open one."""
+    mask = open_mask.copy()
+    for _ in range(SWAP_MOVES):
+        gains = assigner.opening_gains(current, mask, closed)
+        better = None
+        for site in np.argsort(-gains, kind="stable")[:3]:
+            if not gains[site] > 0:
+                break
+            better = _swap(assigner, current, mask, int(site), locked)
+            if better is not None:
+                break
+        if better is None:
+            return current
+        current, mask = better
+    return current
+
+
+def _swap(assigner: Assigner, current: Assignment, mask: np.ndarray, site: int,
+          locked: np.ndarray) -> tuple[Assignment, np.ndarray] | None:
+    grown = mask.copy()
+    grown[site] = True
+    wider = assigner.assign(grown, current.site)
+    if wider is None:
+        return None
+    pinned = locked.copy()
+    pinned[site] = True
+    step = _drop(assigner, wider, grown, pinned)
+    if step is None or step[0].cost >= current.cost - 1e-6:
+        return None
+    return step
+
+
+def _solve_row(solver: LevelSolver, level: int, start: Assignment | None, quo: float,
+               out: Path | None) -> dict[str, Any]:
+    began = clock()
+    try:
+        result = solver.solve(level, start)
+    except InfeasibleError as err:
+        row = _infeasible_row(level, str(err), clock() - began)
+    else:
+        row = curve_row(solver.instance, result, quo, clock() - began)
+        if out is not None:
+            write_groupings(out / "groupings" / f"level-{level}.csv", result.groupings)
+    if out is not None:
+        write_json(out / "levels" / f"level-{level}.json", row)
+    return row
+
+
+def curve_row(instance: Instance, result: SolveResult, quo: float, seconds: float) -> dict[str, Any]:
+    """One row of ``curve.csv`` from a level's result."""
+    b = result.breakdown
+    row: dict[str, Any] = {
+        "level": result.level, "total": b["total"], "agencies": b["agencies"], "desks": b["desks"],
+        "purchases": b["purchases"], "distance": b["distance"], "savings": quo - b["total"],
+        "savings_pct": 100.0 * (quo - b["total"]) / quo if quo else math.nan,
+        "lower_bound": result.bound, "gap": result.gap, "status": result.status,
+        "seconds": seconds, "discounts": b["savings"],
+    }
+    nations = instance.sites.loc[result.open_sites, "nation"].value_counts()
+    for nation in sorted(instance.bodies["nation"].unique()):
+        row[f"agencies_in_{_slug(nation)}"] = int(nations.get(nation, 0))
+    return row
+
+
+def _infeasible_row(level: int, reason: str, seconds: float) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(CURVE_COLUMNS, math.nan)
+    row.update(level=level, status="infeasible", seconds=seconds, reason=reason)
+    return row
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+# ------------------------------------------------------------------ run folder
+
+
+def fingerprint(instance: Instance, options: CurveOptions) -> dict[str, Any]:
+    """What a run depends on: a hash of the instance, and the options."""
+    digest = hashlib.sha256()
+    for frame in (instance.bodies, instance.sites, instance.spend):
+        digest.update(frame.to_csv().encode())
+    digest.update(np.ascontiguousarray(instance.distances).tobytes())
+    digest.update(repr(instance.model).encode())
+    solver = asdict(options.solver)
+    return {
+        "instance": digest.hexdigest(),
+        "options": {"solver": solver, "keep_open": list(options.keep_open),
+                    "keep_closed": list(options.keep_closed)},
+    }
+
+
+def _prepare(instance: Instance, options: CurveOptions, out: Path | None,
+             resume: bool) -> dict[int, dict[str, Any]]:
+    """Check or create the run folder; return the rows already finished there."""
+    if out is None:
+        return {}
+    stamp = fingerprint(instance, options)
+    record = out / "run.json"
+    if record.exists():
+        if not resume:
+            raise DataValidationError([f"({out}) | holds a run already: add --resume to continue it,"
+                                       " or choose another --out"])
+        before = json.loads(record.read_text(encoding="utf-8"))
+        if before.get("instance") != stamp["instance"] or before.get("options") != stamp["options"]:
+            raise DataValidationError([f"({record}) | the inputs or options differ from the run"
+                                       " recorded here; resume with the same ones, or use another --out"])
+    else:
+        write_json(record, stamp)
+    return _finished(out, options.levels)
+
+
+def _finished(out: Path, levels: Iterable[int]) -> dict[int, dict[str, Any]]:
+    done = {}
+    for k in levels:
+        path = out / "levels" / f"level-{k}.json"
+        grouping = out / "groupings" / f"level-{k}.csv"
+        if path.exists():
+            row = json.loads(path.read_text(encoding="utf-8"))
+            if row.get("status") == "infeasible" or grouping.exists():
+                done[k] = row
+    return done
+
+
+def _write_progress(out: Path, rows: list[dict[str, Any]], quo: float, seconds: float) -> None:
+    frame = Curve(rows, quo).to_frame()
+    extra = [c for c in frame.columns if c not in CURVE_COLUMNS]
+    frame = frame[CURVE_COLUMNS + extra]
+    atomic_write_text(out / "curve.csv", frame.to_csv(index=False, lineterminator="\n"))
+    write_json(out / "summary.json", curve_summary(frame, quo, seconds))
+
+
+def curve_summary(frame: pd.DataFrame, quo: float, seconds: float) -> dict[str, Any]:
+    """The run's summary: status quo, the recommended level and those within 1% of it."""
+    solved = frame[frame["status"] != "infeasible"]
+    summary: dict[str, Any] = {"status_quo_total": quo, "levels": int(len(frame)),
+                               "seconds": seconds, "versions": versions()}
+    if len(solved):
+        best = solved.sort_values(["total", "level"]).iloc[0]
+        near = solved[solved["total"] <= best["total"] * 1.01]["level"]
+        summary.update(
+            recommended_level=int(best["level"]), recommended_total=float(best["total"]),
+            recommended_savings=float(quo - best["total"]),
+            within_1pct=sorted(int(k) for k in near), worst_gap=float(solved["gap"].max()),
+        )
+    return summary
