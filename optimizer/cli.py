@@ -29,10 +29,10 @@ from rich.progress import (
 from rich.table import Table
 
 from optimizer import catalog
-from optimizer.errors import DataValidationError, InfeasibleError, OptimizerError, SolverError
-from optimizer.evaluate import Evaluation, evaluate
 from optimizer.curve import CurveOptions, Listener, consolidation_curve, parse_levels
 from optimizer.engine import SolveResult, solve_level, write_model
+from optimizer.errors import DataValidationError, InfeasibleError, OptimizerError, SolverError
+from optimizer.evaluate import Evaluation, evaluate
 from optimizer.results import read_groupings, write_groupings, write_json
 from optimizer.solve import SOLVERS, SolverOptions
 
@@ -55,11 +55,14 @@ console = Console()
 errors = Console(stderr=True, soft_wrap=True)
 
 DataOpt = Annotated[
-    str, typer.Option("--data", help="A dataset folder, or a shipped dataset name (toy, uk-councils).")
+    str,
+    typer.Option("--data", help="A dataset folder, or a shipped dataset name (toy, uk-councils)."),
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", help="A model TOML file or shipped model name; default: the dataset's own."),
+    typer.Option(
+        "--model", help="A model TOML file or shipped model name; default: the dataset's own."
+    ),
 ]
 
 
@@ -124,7 +127,9 @@ def _level(value: str) -> int | None:
     try:
         level = int(value)
     except ValueError:
-        raise DataValidationError([f"(--level) | expected a whole number or 'best', got {value!r}"]) from None
+        raise DataValidationError(
+            [f"(--level) | expected a whole number or 'best', got {value!r}"]
+        ) from None
     if level < 1:
         raise DataValidationError([f"(--level) | must be at least 1, got {level}"])
     return level
@@ -132,21 +137,36 @@ def _level(value: str) -> int | None:
 
 @app.command("solve")
 def solve_command(
-    level: Annotated[str, typer.Option("--level", help="Number of agencies, or 'best' to let the model choose.")],
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for groupings.csv and summary.json.")] = None,
+    level: Annotated[
+        str, typer.Option("--level", help="Number of agencies, or 'best' to let the model choose.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for groupings.csv and summary.json.")
+    ] = None,
     data: DataOpt = "uk-councils",
     model: ModelOpt = None,
     solver: Annotated[str, typer.Option("--solver", help="highs (default) or cbc.")] = "highs",
-    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds; the best grouping so far is returned.")] = None,
-    gap: Annotated[float, typer.Option("--gap", help="Relative gap at which a grouping counts as optimal.")] = 1e-4,
+    time_limit: Annotated[
+        float | None,
+        typer.Option("--time-limit", help="Seconds; the best grouping so far is returned."),
+    ] = None,
+    gap: Annotated[
+        float, typer.Option("--gap", help="Relative gap at which a grouping counts as optimal.")
+    ] = 1e-4,
     threads: Annotated[int | None, typer.Option("--threads", help="Solver threads.")] = None,
-    keep_open: Annotated[str, typer.Option("--keep-open", help="Site ids forced open, comma separated.")] = "",
-    keep_closed: Annotated[str, typer.Option("--keep-closed", help="Site ids forced closed, comma separated.")] = "",
-    write_lp: Annotated[Path | None, typer.Option("--write-lp", help="Write the model as an LP file and stop.")] = None,
+    keep_open: Annotated[
+        str, typer.Option("--keep-open", help="Site ids forced open, comma separated.")
+    ] = "",
+    keep_closed: Annotated[
+        str, typer.Option("--keep-closed", help="Site ids forced closed, comma separated.")
+    ] = "",
+    write_lp: Annotated[
+        Path | None, typer.Option("--write-lp", help="Write the model as an LP file and stop.")
+    ] = None,
 ) -> None:
     """Find the optimal grouping at one consolidation level, with a proven bound.
 
-    Example: consolidate solve --data uk-councils --model models/uk-default.toml --level 40 --out out/level-40
+    Example: consolidate solve --data uk-councils --level 60 --out out/level-60
     """
     instance = catalog.load(data, model)
     options = SolverOptions(solver=solver, time_limit=time_limit, gap=gap, threads=threads)
@@ -172,27 +192,51 @@ def _print_result(result: SolveResult, out: Path | None) -> None:
         table.add_row(term, f"{value:,.0f}")
     table.add_row("proven lower bound", f"{result.bound:,.0f}")
     console.print(table)
-    console.print(f"{len(result.open_sites)} agencies; {result.seconds['total']:.1f} s "
-                  f"(build {result.seconds['build']:.1f} s) with {result.solver}")
+    console.print(
+        f"{len(result.open_sites)} agencies; {result.seconds['total']:.1f} s "
+        f"(build {result.seconds['build']:.1f} s) with {result.solver}"
+    )
     if out is not None:
         console.print(f"wrote {out / 'groupings.csv'} and {out / 'summary.json'}")
 
 
 @app.command("curve")
 def curve_command(
-    out: Annotated[Path, typer.Option("--out", help="Run folder: curve.csv, groupings/, summary.json.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="Run folder: curve.csv, groupings/, summary.json.")
+    ],
     data: DataOpt = "uk-councils",
     model: ModelOpt = None,
-    levels: Annotated[str, typer.Option("--levels", help="'default', 'all' (status quo down to 4) or a list like 380,200,100..90,50.")] = "default",
-    min_level: Annotated[int | None, typer.Option("--min-level", help="Drop levels below this.")] = None,
-    max_level: Annotated[int | None, typer.Option("--max-level", help="Drop levels above this.")] = None,
+    levels: Annotated[
+        str,
+        typer.Option(
+            "--levels",
+            help="'default', 'all' (status quo down to 4) or a list like 380,200,100..90,50.",
+        ),
+    ] = "default",
+    min_level: Annotated[
+        int | None, typer.Option("--min-level", help="Drop levels below this.")
+    ] = None,
+    max_level: Annotated[
+        int | None, typer.Option("--max-level", help="Drop levels above this.")
+    ] = None,
     solver: Annotated[str, typer.Option("--solver", help="highs (default) or cbc.")] = "highs",
-    time_limit: Annotated[float | None, typer.Option("--time-limit", help="Seconds per level for the exact solve.")] = 30.0,
-    gap: Annotated[float, typer.Option("--gap", help="Relative gap at which a level counts as solved.")] = 1e-4,
+    time_limit: Annotated[
+        float | None, typer.Option("--time-limit", help="Seconds per level for the exact solve.")
+    ] = 30.0,
+    gap: Annotated[
+        float, typer.Option("--gap", help="Relative gap at which a level counts as solved.")
+    ] = 1e-4,
     threads: Annotated[int | None, typer.Option("--threads", help="Solver threads.")] = None,
-    keep_open: Annotated[str, typer.Option("--keep-open", help="Site ids forced open, comma separated.")] = "",
-    keep_closed: Annotated[str, typer.Option("--keep-closed", help="Site ids forced closed, comma separated.")] = "",
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --out, skipping finished levels.")] = False,
+    keep_open: Annotated[
+        str, typer.Option("--keep-open", help="Site ids forced open, comma separated.")
+    ] = "",
+    keep_closed: Annotated[
+        str, typer.Option("--keep-closed", help="Site ids forced closed, comma separated.")
+    ] = "",
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the run in --out, skipping finished levels.")
+    ] = False,
 ) -> None:
     """Sweep the consolidation curve: the best grouping and its proof at every level.
 
@@ -205,7 +249,8 @@ def curve_command(
     options = CurveOptions(
         levels=tuple(chosen),
         solver=SolverOptions(solver=solver, time_limit=time_limit, gap=gap, threads=threads),
-        keep_open=tuple(_sites_option(keep_open)), keep_closed=tuple(_sites_option(keep_closed)),
+        keep_open=tuple(_sites_option(keep_open)),
+        keep_closed=tuple(_sites_option(keep_closed)),
     )
     with _curve_progress(len(chosen)) as listen:
         curve = consolidation_curve(instance, options, out, resume=resume, on_level=listen)
@@ -217,8 +262,12 @@ def curve_command(
 def _curve_progress(total: int) -> Iterator[Listener]:
     """A rich progress bar shown from the moment the run folder is checked."""
     columns = (
-        TextColumn("[bold]levels"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("worst gap {task.fields[gap]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        TextColumn("[bold]levels"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("worst gap {task.fields[gap]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
     )
     progress = Progress(*columns, console=errors, transient=False)
     task = progress.add_task("curve", total=total, gap="-")
@@ -243,14 +292,21 @@ def _curve_table(frame: pd.DataFrame) -> Table:
     table = Table(title=f"Consolidation curve ({unit}/yr)")
     for column in ("level", "total", "savings", "savings %", "lower bound", "gap", "status", "s"):
         table.add_column(column, justify="left" if column == "status" else "right")
-    for row in frame.itertuples(index=False):
-        if row.status == "infeasible":
-            table.add_row(str(row.level), "-", "-", "-", "-", "-", "infeasible", f"{row.seconds:.1f}")
+    for row in frame.to_dict("records"):
+        if row["status"] == "infeasible":
+            table.add_row(
+                str(row["level"]), "-", "-", "-", "-", "-", "infeasible", f"{row['seconds']:.1f}"
+            )
             continue
         table.add_row(
-            str(row.level), f"{row.total / scale:,.1f}", f"{row.savings / scale:,.1f}",
-            f"{row.savings_pct:.2f}", f"{row.lower_bound / scale:,.1f}", f"{row.gap:.1e}",
-            row.status, f"{row.seconds:.1f}",
+            str(row["level"]),
+            f"{row['total'] / scale:,.1f}",
+            f"{row['savings'] / scale:,.1f}",
+            f"{row['savings_pct']:.2f}",
+            f"{row['lower_bound'] / scale:,.1f}",
+            f"{row['gap']:.1e}",
+            str(row["status"]),
+            f"{row['seconds']:.1f}",
         )
     return table
 
@@ -281,9 +337,11 @@ def datasets_show(
     """
     instance = catalog.load(name, model)
     spend = instance.spend.join(instance.bodies, on="body_id")
-    console.print(f"[bold]{instance.name}[/bold]: {len(instance.bodies)} bodies, "
-                  f"{len(instance.sites)} candidate sites, {len(instance.categories)} categories, "
-                  f"GBP {spend['spend'].sum() / 1e9:,.2f}bn/yr spend")
+    console.print(
+        f"[bold]{instance.name}[/bold]: {len(instance.bodies)} bodies, "
+        f"{len(instance.sites)} candidate sites, {len(instance.categories)} categories, "
+        f"GBP {spend['spend'].sum() / 1e9:,.2f}bn/yr spend"
+    )
     groups = ["nation", "tier"] if "tier" in instance.bodies.columns else ["nation"]
     for key in [*groups, "category"]:
         console.print(_totals(spend, instance.bodies, key))
@@ -295,9 +353,15 @@ def _totals(spend: pd.DataFrame, bodies: pd.DataFrame, key: str) -> Table:
     table.add_column("bodies", justify="right")
     table.add_column("spend GBP m/yr", justify="right")
     sums = spend.groupby(key)["spend"].sum()
-    counts = bodies.groupby(key).size() if key in bodies.columns else spend.groupby(key)["body_id"].nunique()
+    counts = (
+        bodies.groupby(key).size()
+        if key in bodies.columns
+        else spend.groupby(key)["body_id"].nunique()
+    )
     for label in sorted(set(sums.index) | set(counts.index)):
-        table.add_row(str(label), str(int(counts.get(label, 0))), f"{sums.get(label, 0.0) / 1e6:,.1f}")
+        table.add_row(
+            str(label), str(int(counts.get(label, 0))), f"{sums.get(label, 0.0) / 1e6:,.1f}"
+        )
     return table
 
 
@@ -314,7 +378,9 @@ def datasets_export(
     Example: consolidate datasets export uk-councils my-councils/
     """
     if name not in catalog.DATASETS:
-        raise DataValidationError([f"(datasets export) | unknown dataset {name!r}; see 'consolidate datasets list'"])
+        raise DataValidationError(
+            [f"(datasets export) | unknown dataset {name!r}; see 'consolidate datasets list'"]
+        )
     instance = catalog.load(name)
     source = catalog.dataset_folder(name)
     folder.mkdir(parents=True, exist_ok=True)

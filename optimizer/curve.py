@@ -37,8 +37,19 @@ from optimizer.results import atomic_write_text, write_groupings, write_json
 from optimizer.solve import SolverOptions, clock
 
 CURVE_COLUMNS = [
-    "level", "total", "agencies", "desks", "purchases", "distance", "savings", "savings_pct",
-    "lower_bound", "gap", "status", "seconds", "discounts",
+    "level",
+    "total",
+    "agencies",
+    "desks",
+    "purchases",
+    "distance",
+    "savings",
+    "savings_pct",
+    "lower_bound",
+    "gap",
+    "status",
+    "seconds",
+    "discounts",
 ]
 LOWEST_DEFAULT = 4
 DEFAULT_POINTS = 15
@@ -55,18 +66,20 @@ class CurveOptions:
     keep_closed: tuple[str, ...] = ()
 
 
-def default_levels(n_bodies: int, lowest: int = LOWEST_DEFAULT, points: int = DEFAULT_POINTS) -> list[int]:
+def default_levels(
+    n_bodies: int, lowest: int = LOWEST_DEFAULT, points: int = DEFAULT_POINTS
+) -> list[int]:
     """The status quo, then about ``points`` levels spread down to ``lowest``, denser low.
 
     Examples
     --------
-    >>> default_levels(382)[:3], default_levels(382)[-3:]
-    ([382, 280, 205], [6, 5, 4])
+    >>> default_levels(382)
+    [382, 282, 208, 153, 113, 84, 62, 46, 34, 25, 18, 13, 10, 7, 5, 4]
     """
     if n_bodies <= lowest:
         return list(range(n_bodies, 0, -1))
     spread = np.geomspace(lowest, n_bodies, points + 1)
-    return sorted({int(round(v)) for v in spread} | {n_bodies}, reverse=True)
+    return sorted({round(v) for v in spread} | {n_bodies}, reverse=True)
 
 
 def parse_levels(
@@ -87,10 +100,14 @@ def parse_levels(
     elif text == "default":
         levels = default_levels(n_bodies)
     else:
-        levels = sorted({k for part in text.split(",") if part.strip() for k in _part(part)}, reverse=True)
+        levels = sorted(
+            {k for part in text.split(",") if part.strip() for k in _part(part)}, reverse=True
+        )
     bad = [k for k in levels if not 1 <= k <= n_bodies]
     if bad:
-        raise DataValidationError([f"(--levels) | levels must be between 1 and {n_bodies}, got {bad[:5]}"])
+        raise DataValidationError(
+            [f"(--levels) | levels must be between 1 and {n_bodies}, got {bad[:5]}"]
+        )
     low = min_level if min_level is not None else 1
     high = max_level if max_level is not None else n_bodies
     return [k for k in levels if low <= k <= high]
@@ -99,7 +116,9 @@ def parse_levels(
 def _part(part: str) -> list[int]:
     match = re.fullmatch(r"\s*(\d+)\s*(?:\.\.\s*(\d+)\s*)?", part)
     if match is None:
-        raise DataValidationError([f"(--levels) | expected a number or a range like 100..90, got {part!r}"])
+        raise DataValidationError(
+            [f"(--levels) | expected a number or a range like 100..90, got {part!r}"]
+        )
     a = int(match.group(1))
     b = int(match.group(2)) if match.group(2) else a
     return list(range(min(a, b), max(a, b) + 1))
@@ -138,7 +157,9 @@ def consolidation_curve(
     Parameters
     ----------
     instance : Instance
+        The validated data and model.
     options : CurveOptions
+        The levels, the solver options and any sites forced open or closed.
     out : path, optional
         The run folder: ``curve.csv``, ``groupings/level-K.csv``,
         ``levels/level-K.json``, ``run.json``, ``summary.json``.
@@ -152,13 +173,14 @@ def consolidation_curve(
     --------
     >>> import optimizer
     >>> curve = consolidation_curve(optimizer.load("toy"), CurveOptions(levels=(6, 4, 3)))
-    >>> curve.to_frame()[["level", "total", "status"]].to_string(index=False)
-    ' level    total  status\\n     6 506000.0 optimal\\n     4 473110.0 optimal\\n     3 467146.0 optimal'
+    >>> curve.to_frame()[["level", "total", "status"]].values.tolist()
+    [[6, 506000.0, 'optimal'], [4, 473110.0, 'optimal'], [3, 467146.0, 'optimal']]
     """
     began = clock()
     done = _prepare(instance, options, out, resume)
-    solver = LevelSolver(instance, options.solver, keep_open=options.keep_open,
-                         keep_closed=options.keep_closed)
+    solver = LevelSolver(
+        instance, options.solver, keep_open=options.keep_open, keep_closed=options.keep_closed
+    )
     quo = status_quo(instance)
     todo = [k for k in options.levels if k not in done]
     incumbents = downward_pass(solver, min(todo, default=len(instance.bodies)), set(todo))
@@ -188,7 +210,9 @@ def status_quo(instance: Instance) -> float:
     grouping["site_id"] = grouping["body_id"].map(host)
     if grouping["site_id"].isna().any():
         missing = sorted(grouping.loc[grouping["site_id"].isna(), "body_id"].unique())[:10]
-        raise DataValidationError([f"(sites.csv) | the status quo needs every body to host a site; not: {missing}"])
+        raise DataValidationError(
+            [f"(sites.csv) | the status quo needs every body to host a site; not: {missing}"]
+        )
     return evaluate(instance, grouping).total
 
 
@@ -210,8 +234,9 @@ def downward_pass(solver: LevelSolver, lowest: int, wanted: set[int]) -> dict[in
     return found
 
 
-def _drop(assigner: Assigner, current: Assignment, open_mask: np.ndarray,
-          locked: np.ndarray) -> tuple[Assignment, np.ndarray] | None:
+def _drop(
+    assigner: Assigner, current: Assignment, open_mask: np.ndarray, locked: np.ndarray
+) -> tuple[Assignment, np.ndarray] | None:
     deltas = assigner.closing_deltas(current, open_mask, locked)
     for site in np.argsort(deltas, kind="stable")[:3]:
         if not math.isfinite(deltas[site]):
@@ -224,8 +249,13 @@ def _drop(assigner: Assigner, current: Assignment, open_mask: np.ndarray,
     return None
 
 
-def improve(assigner: Assigner, current: Assignment, open_mask: np.ndarray,
-            locked: np.ndarray, closed: np.ndarray) -> Assignment:
+def improve(
+    assigner: Assigner,
+    current: Assignment,
+    open_mask: np.ndarray,
+    locked: np.ndarray,
+    closed: np.ndarray,
+) -> Assignment:
     """Swap local search: open the most promising closed site, close the cheapest open one."""
     mask = open_mask.copy()
     for _ in range(SWAP_MOVES):
@@ -243,8 +273,9 @@ def improve(assigner: Assigner, current: Assignment, open_mask: np.ndarray,
     return current
 
 
-def _swap(assigner: Assigner, current: Assignment, mask: np.ndarray, site: int,
-          locked: np.ndarray) -> tuple[Assignment, np.ndarray] | None:
+def _swap(
+    assigner: Assigner, current: Assignment, mask: np.ndarray, site: int, locked: np.ndarray
+) -> tuple[Assignment, np.ndarray] | None:
     grown = mask.copy()
     grown[site] = True
     wider = assigner.assign(grown, current.site)
@@ -258,8 +289,9 @@ def _swap(assigner: Assigner, current: Assignment, mask: np.ndarray, site: int,
     return step
 
 
-def _solve_row(solver: LevelSolver, level: int, start: Assignment | None, quo: float,
-               out: Path | None) -> dict[str, Any]:
+def _solve_row(
+    solver: LevelSolver, level: int, start: Assignment | None, quo: float, out: Path | None
+) -> dict[str, Any]:
     began = clock()
     try:
         result = solver.solve(level, start)
@@ -274,15 +306,25 @@ def _solve_row(solver: LevelSolver, level: int, start: Assignment | None, quo: f
     return row
 
 
-def curve_row(instance: Instance, result: SolveResult, quo: float, seconds: float) -> dict[str, Any]:
+def curve_row(
+    instance: Instance, result: SolveResult, quo: float, seconds: float
+) -> dict[str, Any]:
     """One row of ``curve.csv`` from a level's result."""
     b = result.breakdown
     row: dict[str, Any] = {
-        "level": result.level, "total": b["total"], "agencies": b["agencies"], "desks": b["desks"],
-        "purchases": b["purchases"], "distance": b["distance"], "savings": quo - b["total"],
+        "level": result.level,
+        "total": b["total"],
+        "agencies": b["agencies"],
+        "desks": b["desks"],
+        "purchases": b["purchases"],
+        "distance": b["distance"],
+        "savings": quo - b["total"],
         "savings_pct": 100.0 * (quo - b["total"]) / quo if quo else math.nan,
-        "lower_bound": result.bound, "gap": result.gap, "status": result.status,
-        "seconds": seconds, "discounts": b["savings"],
+        "lower_bound": result.bound,
+        "gap": result.gap,
+        "status": result.status,
+        "seconds": seconds,
+        "discounts": b["savings"],
     }
     nations = instance.sites.loc[result.open_sites, "nation"].value_counts()
     for nation in sorted(instance.bodies["nation"].unique()):
@@ -313,13 +355,17 @@ def fingerprint(instance: Instance, options: CurveOptions) -> dict[str, Any]:
     solver = asdict(options.solver)
     return {
         "instance": digest.hexdigest(),
-        "options": {"solver": solver, "keep_open": list(options.keep_open),
-                    "keep_closed": list(options.keep_closed)},
+        "options": {
+            "solver": solver,
+            "keep_open": list(options.keep_open),
+            "keep_closed": list(options.keep_closed),
+        },
     }
 
 
-def _prepare(instance: Instance, options: CurveOptions, out: Path | None,
-             resume: bool) -> dict[int, dict[str, Any]]:
+def _prepare(
+    instance: Instance, options: CurveOptions, out: Path | None, resume: bool
+) -> dict[int, dict[str, Any]]:
     """Check or create the run folder; return the rows already finished there."""
     if out is None:
         return {}
@@ -327,12 +373,20 @@ def _prepare(instance: Instance, options: CurveOptions, out: Path | None,
     record = out / "run.json"
     if record.exists():
         if not resume:
-            raise DataValidationError([f"({out}) | holds a run already: add --resume to continue it,"
-                                       " or choose another --out"])
+            raise DataValidationError(
+                [
+                    f"({out}) | holds a run already: add --resume to continue it,"
+                    " or choose another --out"
+                ]
+            )
         before = json.loads(record.read_text(encoding="utf-8"))
         if before.get("instance") != stamp["instance"] or before.get("options") != stamp["options"]:
-            raise DataValidationError([f"({record}) | the inputs or options differ from the run"
-                                       " recorded here; resume with the same ones, or use another --out"])
+            raise DataValidationError(
+                [
+                    f"({record}) | the inputs or options differ from the run"
+                    " recorded here; resume with the same ones, or use another --out"
+                ]
+            )
     else:
         write_json(record, stamp)
     return _finished(out, options.levels)
@@ -361,14 +415,20 @@ def _write_progress(out: Path, rows: list[dict[str, Any]], quo: float, seconds: 
 def curve_summary(frame: pd.DataFrame, quo: float, seconds: float) -> dict[str, Any]:
     """The run's summary: status quo, the recommended level and those within 1% of it."""
     solved = frame[frame["status"] != "infeasible"]
-    summary: dict[str, Any] = {"status_quo_total": quo, "levels": int(len(frame)),
-                               "seconds": seconds, "versions": versions()}
+    summary: dict[str, Any] = {
+        "status_quo_total": quo,
+        "levels": len(frame),
+        "seconds": seconds,
+        "versions": versions(),
+    }
     if len(solved):
         best = solved.sort_values(["total", "level"]).iloc[0]
         near = solved[solved["total"] <= best["total"] * 1.01]["level"]
         summary.update(
-            recommended_level=int(best["level"]), recommended_total=float(best["total"]),
+            recommended_level=int(best["level"]),
+            recommended_total=float(best["total"]),
             recommended_savings=float(quo - best["total"]),
-            within_1pct=sorted(int(k) for k in near), worst_gap=float(solved["gap"].max()),
+            within_1pct=sorted(int(k) for k in near),
+            worst_gap=float(solved["gap"].max()),
         )
     return summary

@@ -90,17 +90,32 @@ class SolveResult:
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (``summary.json``)."""
         return {
-            "level": self.level, "status": self.status, "objective": self.objective,
-            "bound": self.bound, "gap": self.gap, "breakdown": self.breakdown,
-            "open_sites": self.open_sites, "seconds": self.seconds, "solver": self.solver,
-            "formulation": self.formulation, "iterations": self.iterations, "cuts": self.cuts,
+            "level": self.level,
+            "status": self.status,
+            "objective": self.objective,
+            "bound": self.bound,
+            "gap": self.gap,
+            "breakdown": self.breakdown,
+            "open_sites": self.open_sites,
+            "seconds": self.seconds,
+            "solver": self.solver,
+            "formulation": self.formulation,
+            "iterations": self.iterations,
+            "cuts": self.cuts,
             "versions": versions(),
         }
 
 
 def versions() -> dict[str, str]:
     """Versions of this package and the solver stack."""
-    names = ("procurement-consolidation-optimizer", "highspy", "pulp", "numpy", "pandas", "networkx")
+    names = (
+        "procurement-consolidation-optimizer",
+        "highspy",
+        "pulp",
+        "numpy",
+        "pandas",
+        "networkx",
+    )
     out = {}
     for name in names:
         try:
@@ -133,6 +148,7 @@ def solve_level(
     Parameters
     ----------
     instance : Instance
+        The validated data and model.
     level : int or None
         The number of agencies; None lets the model choose ("best").
     options : SolverOptions, optional
@@ -191,8 +207,9 @@ class LevelSolver:
         self.master: Any = None
         self.prepared = clock() - began
 
-    def solve(self, level: int | None, start: Assignment | None = None,
-              time_limit: float | None = None) -> SolveResult:
+    def solve(
+        self, level: int | None, start: Assignment | None = None, time_limit: float | None = None
+    ) -> SolveResult:
         """Solve one level, warm-started from ``start``; raise InfeasibleError if none exists."""
         began = clock()
         limit = self.options.time_limit if time_limit is None else time_limit
@@ -220,17 +237,28 @@ class LevelSolver:
             self.master = backend(model, self.options)
         return self.master
 
-    def _benders(self, level: int | None, start: Assignment | None, limit: float | None,
-                 began: float) -> tuple[Assignment | None, float, str, dict[str, Any]]:
+    def _benders(
+        self, level: int | None, start: Assignment | None, limit: float | None, began: float
+    ) -> tuple[Assignment | None, float, str, dict[str, Any]]:
         built = clock()
         self._master()
-        stats: dict[str, Any] = {"formulation": "benders", "iterations": 0, "cuts": 0,
-                                 "build": clock() - built}
+        stats: dict[str, Any] = {
+            "formulation": "benders",
+            "iterations": 0,
+            "cuts": 0,
+            "build": clock() - built,
+        }
         best, bound = self._lp_phase(level, start, limit, began, stats)
         return self._mip_loop(best, bound, limit, began, stats)
 
-    def _lp_phase(self, level: int | None, best: Assignment | None, limit: float | None,
-                  began: float, stats: dict[str, Any]) -> tuple[Assignment | None, float]:
+    def _lp_phase(
+        self,
+        level: int | None,
+        best: Assignment | None,
+        limit: float | None,
+        began: float,
+        stats: dict[str, Any],
+    ) -> tuple[Assignment | None, float]:
         st, solver = self.st, self.master
         solver.set_row_bounds(self.level_row, *level_bounds(level, st.n_sites))
         solver.relax(True)
@@ -255,8 +283,14 @@ class LevelSolver:
             best = _better(best, self.assigner.assign(_round(st, values[: st.n_sites], level)))
         return best, bound
 
-    def _mip_loop(self, best: Assignment | None, bound: float, limit: float | None, began: float,
-                  stats: dict[str, Any]) -> tuple[Assignment | None, float, str, dict[str, Any]]:
+    def _mip_loop(
+        self,
+        best: Assignment | None,
+        bound: float,
+        limit: float | None,
+        began: float,
+        stats: dict[str, Any],
+    ) -> tuple[Assignment | None, float, str, dict[str, Any]]:
         st, solver, assigner = self.st, self.master, self.assigner
         solver.relax(False)
         status = "time_limit"
@@ -284,14 +318,19 @@ class LevelSolver:
                 break
         return best, bound, status, stats
 
-    def _compact(self, level: int | None, limit: float | None,
-                 began: float) -> tuple[Assignment | None, float, str, dict[str, Any]]:
+    def _compact(
+        self, level: int | None, limit: float | None, began: float
+    ) -> tuple[Assignment | None, float, str, dict[str, Any]]:
         st = self.st
         built = clock()
         model, pairs = build_compact(st, level, self.whole_body)
         solver = backend(model, self.options)
-        stats: dict[str, Any] = {"formulation": "compact", "iterations": 1, "cuts": 0,
-                                 "build": clock() - built}
+        stats: dict[str, Any] = {
+            "formulation": "compact",
+            "iterations": 1,
+            "cuts": 0,
+            "build": clock() - built,
+        }
         out = solver.solve(_remaining(limit, began))
         if out.status == "infeasible":
             raise InfeasibleError(_no_grouping(level))
@@ -328,15 +367,20 @@ def write_model(
 
 
 def column_names(instance: Instance, st: Structure, pairs: np.ndarray, n: int) -> list[str]:
-    """Structured column names: ``y[site]``, ``w[site,cat,bN]``, ``x[body,cat,site,bN]``, ``u[...]``."""
+    """Structured column names: ``y[site]``, ``w[site,cat,bN]``, ``x[body,cat,site,bN]``, ``uN``."""
     sites = [_safe(s) for s in instance.sites.index]
     bodies = [_safe(b) for b in instance.bodies.index]
     cats = [_safe(c) for c in instance.categories]
     names = [f"y[{s}]" for s in sites]
-    names += [f"w[{sites[j]},{cats[c]},b{t}]" for j, c, t in zip(st.copy_site, st.copy_cat, st.copy_band, strict=True)]
+    names += [
+        f"w[{sites[j]},{cats[c]},b{t}]"
+        for j, c, t in zip(st.copy_site, st.copy_cat, st.copy_band, strict=True)
+    ]
     for i, a in pairs.tolist():
-        names.append(f"x[{bodies[st.client_body[i]]},{cats[st.client_cat[i]]},"
-                     f"{sites[st.copy_site[a]]},b{st.copy_band[a]}]")
+        names.append(
+            f"x[{bodies[st.client_body[i]]},{cats[st.client_cat[i]]},"
+            f"{sites[st.copy_site[a]]},b{st.copy_band[a]}]"
+        )
     names += [f"u{k}" for k in range(n - len(names))]
     return names
 
@@ -347,7 +391,9 @@ def _safe(text: str) -> str:
 
 def precheck(instance: Instance, level: int | None, opened: np.ndarray, closed: np.ndarray) -> None:
     """Raise :class:`InfeasibleError` for causes visible before any solve."""
-    available = int((~closed).sum() - (instance.sites["status"] == "closed").to_numpy()[~closed].sum())
+    available = int(
+        (~closed).sum() - (instance.sites["status"] == "closed").to_numpy()[~closed].sum()
+    )
     nations = instance.bodies.loc[instance.spend["body_id"].unique(), "nation"].nunique()
     if level is not None and level > available:
         raise InfeasibleError(f"level {level} is larger than the {available} sites that may open")
@@ -363,7 +409,9 @@ def precheck(instance: Instance, level: int | None, opened: np.ndarray, closed: 
         capacity = float(instance.sites["capacity"].to_numpy(dtype=float)[~closed].sum())
         total = float(instance.spend["spend"].sum())
         if capacity < total:
-            raise InfeasibleError(f"total capacity {capacity:,.0f} is below total spend {total:,.0f}")
+            raise InfeasibleError(
+                f"total capacity {capacity:,.0f} is below total spend {total:,.0f}"
+            )
 
 
 def _check_must_open(instance: Instance, st: Structure, level: int | None) -> None:
@@ -419,7 +467,9 @@ def _round(st: Structure, y: np.ndarray, level: int | None) -> np.ndarray:
     return mask
 
 
-def _from_master(st: Structure, assigner: Assigner, y: np.ndarray, w: np.ndarray) -> Assignment | None:
+def _from_master(
+    st: Structure, assigner: Assigner, y: np.ndarray, w: np.ndarray
+) -> Assignment | None:
     """The master's grouping (cheapest open copy, host rule), re-priced; then improved."""
     open_mask = y > 0.5
     site = np.full(st.n_clients, -1)
@@ -449,34 +499,60 @@ def _start_vector(st: Structure, assigner: Assigner, best: Assignment) -> np.nda
 
 def _no_grouping(level: int | None) -> str:
     at = "with the number of agencies free" if level is None else f"at level {level}"
-    return (f"no grouping {at} meets every rule (radius, nation, host, capacity): too few agencies"
-            " to reach every body within its categories' radii")
+    return (
+        f"no grouping {at} meets every rule (radius, nation, host, capacity): too few agencies"
+        " to reach every body within its categories' radii"
+    )
 
 
 def _result(
-    instance: Instance, st: Structure, best: Assignment | None, bound: float, status: str,
-    stats: dict[str, Any], options: SolverOptions, began: float,
+    instance: Instance,
+    st: Structure,
+    best: Assignment | None,
+    bound: float,
+    status: str,
+    stats: dict[str, Any],
+    options: SolverOptions,
+    began: float,
 ) -> SolveResult:
     if best is None:
-        raise SolverError(f"the solver found no grouping within the time limit (bound {bound:,.2f})")
+        raise SolverError(
+            f"the solver found no grouping within the time limit (bound {bound:,.2f})"
+        )
     sites = instance.sites.index.to_numpy()
-    table = pd.DataFrame({
-        "body_id": instance.bodies.index.to_numpy()[st.client_body],
-        "category": np.array(instance.categories)[st.client_cat],
-        "site_id": sites[best.site],
-    })
+    table = pd.DataFrame(
+        {
+            "body_id": instance.bodies.index.to_numpy()[st.client_body],
+            "category": np.array(instance.categories)[st.client_cat],
+            "site_id": sites[best.site],
+        }
+    )
     check = evaluate(instance, table, open_sites=sites[best.open_sites].tolist())
-    if not check.feasible or abs(check.total - best.cost) > CHECK_TOLERANCE * max(1.0, abs(check.total)):
+    if not check.feasible or abs(check.total - best.cost) > CHECK_TOLERANCE * max(
+        1.0, abs(check.total)
+    ):
         raise SolverError(
             f"the evaluator disagrees with the solver: evaluator {check.total:,.6f} vs solver"
             f" {best.cost:,.6f}; violations: {[str(v) for v in check.violations]}"
         )
     total = clock() - began
-    seconds = {"build": stats.get("build", 0.0), "solve": total - stats.get("build", 0.0), "total": total}
+    seconds = {
+        "build": stats.get("build", 0.0),
+        "solve": total - stats.get("build", 0.0),
+        "total": total,
+    }
     bound = min(bound, check.total)
     return SolveResult(
-        level=check.level, status=status, objective=check.total, bound=bound,
-        gap=_gap(check.total, bound), seconds=seconds, solver=options.solver,
-        formulation=stats["formulation"], groupings=table, evaluation=check,
-        iterations=stats["iterations"], cuts=stats["cuts"],
+        level=check.level,
+        status=status,
+        objective=check.total,
+        bound=bound,
+        gap=_gap(check.total, bound),
+        seconds=seconds,
+        solver=options.solver,
+        formulation=stats["formulation"],
+        groupings=table,
+        evaluation=check,
+        iterations=stats["iterations"],
+        cuts=stats["cuts"],
     )

@@ -49,6 +49,7 @@ with ``x`` binary whenever capacities or the whole-body rule apply.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -136,7 +137,10 @@ def allowed(instance: Instance, closed: np.ndarray) -> list[np.ndarray]:
     d = instance.distances
     ok = np.isfinite(d) & ~closed[None, :]
     if instance.model.scenario.same_nation:
-        ok &= instance.bodies["nation"].to_numpy()[:, None] == instance.sites["nation"].to_numpy()[None, :]
+        ok &= (
+            instance.bodies["nation"].to_numpy()[:, None]
+            == instance.sites["nation"].to_numpy()[None, :]
+        )
     out = []
     for cat in instance.model.categories.values():
         radius = np.inf if cat.radius_km is None else cat.radius_km
@@ -168,16 +172,31 @@ def structure(
     host = _host_sites(instance)
     lists = _lists(instance, masks, body, cat, copies, host)
     return Structure(
-        client_body=body, client_cat=cat, client_spend=spend[body, cat],
-        copy_site=copies[0], copy_cat=copies[1], copy_band=copies[2], copy_fixed=copies[3],
-        ptr=lists[0], lst_copy=lists[1], lst_cost=lists[2], client_host=host[body],
-        host_ptr=lists[3], host_copy=lists[4], host_cost=lists[5],
-        site_fixed=instance.fixed_costs, site_capacity=instance.sites["capacity"].to_numpy(dtype=float),
-        fixed_open=fixed_open, fixed_closed=fixed_closed, n_bodies=len(instance.bodies),
+        client_body=body,
+        client_cat=cat,
+        client_spend=spend[body, cat],
+        copy_site=copies[0],
+        copy_cat=copies[1],
+        copy_band=copies[2],
+        copy_fixed=copies[3],
+        ptr=lists[0],
+        lst_copy=lists[1],
+        lst_cost=lists[2],
+        client_host=host[body],
+        host_ptr=lists[3],
+        host_copy=lists[4],
+        host_cost=lists[5],
+        site_fixed=instance.fixed_costs,
+        site_capacity=instance.sites["capacity"].to_numpy(dtype=float),
+        fixed_open=fixed_open,
+        fixed_closed=fixed_closed,
+        n_bodies=len(instance.bodies),
     )
 
 
-def _check_reachable(instance: Instance, masks: list[np.ndarray], body: np.ndarray, cat: np.ndarray) -> None:
+def _check_reachable(
+    instance: Instance, masks: list[np.ndarray], body: np.ndarray, cat: np.ndarray
+) -> None:
     reach = np.array([masks[c][b].any() for b, c in zip(body, cat, strict=True)], dtype=bool)
     if reach.all():
         return
@@ -214,8 +233,12 @@ def _copies(
             fixed.append(np.full(len(open_to), category.desk_cost + intercepts[t]))
     site = np.concatenate(sites)
     order = np.lexsort((np.concatenate(bands), np.concatenate(cats), site))
-    return (site[order], np.concatenate(cats)[order], np.concatenate(bands)[order],
-            np.concatenate(fixed)[order])
+    return (
+        site[order],
+        np.concatenate(cats)[order],
+        np.concatenate(bands)[order],
+        np.concatenate(fixed)[order],
+    )
 
 
 def _lists(
@@ -236,8 +259,10 @@ def _lists(
         idx = by_cat[c]
         idx = idx[masks[c][b, copy_site[idx]]]
         s = spend[b, c]
-        cost = s * ((1 - rates[c][copy_band[idx]])
-                    + categories[c].distance_cost * instance.distances[b, copy_site[idx]] / 1e6)
+        cost = s * (
+            (1 - rates[c][copy_band[idx]])
+            + categories[c].distance_cost * instance.distances[b, copy_site[idx]] / 1e6
+        )
         at_host = copy_site[idx] == host[b]
         order = np.argsort(cost[~at_host], kind="stable")
         lists[0].append(idx[~at_host][order])
@@ -246,8 +271,14 @@ def _lists(
         lists[3].append(cost[at_host])
     ptr = np.r_[0, np.cumsum([len(a) for a in lists[0]])]
     host_ptr = np.r_[0, np.cumsum([len(a) for a in lists[2]])]
-    return (ptr, _cat(lists[0], int), _cat(lists[1], float), host_ptr, _cat(lists[2], int),
-            _cat(lists[3], float))
+    return (
+        ptr,
+        _cat(lists[0], int),
+        _cat(lists[1], float),
+        host_ptr,
+        _cat(lists[2], int),
+        _cat(lists[3], float),
+    )
 
 
 def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
@@ -316,8 +347,16 @@ def build_master(st: Structure, level: int | None) -> MatrixModel:
     lower[theta0:] = _cheapest(st)
     cost = np.r_[st.site_fixed, st.copy_fixed, np.ones(n_i)]
     integer = np.r_[np.ones(n_s + n_a, dtype=bool), np.zeros(n_i, dtype=bool)]
-    return MatrixModel(cost, lower, upper, integer, rows.csr(len(cost)),
-                       np.array(rows.lo), np.array(rows.hi), level_row=level_row)
+    return MatrixModel(
+        cost,
+        lower,
+        upper,
+        integer,
+        rows.csr(len(cost)),
+        np.array(rows.lo),
+        np.array(rows.hi),
+        level_row=level_row,
+    )
 
 
 def level_bounds(level: int | None, n_sites: int) -> tuple[float, float]:
@@ -345,8 +384,12 @@ def _host_rows(st: Structure, rows: Rows, theta0: int) -> None:
     """``theta[i] >= sum_t cost[i,(s,c,t)] w[s,c,t]`` for clients whose body hosts s."""
     for i in np.flatnonzero(st.host_ptr[1:] > st.host_ptr[:-1]):
         seg = slice(st.host_ptr[i], st.host_ptr[i + 1])
-        rows.add(np.r_[theta0 + i, st.n_sites + st.host_copy[seg]], np.r_[1.0, -st.host_cost[seg]],
-                 0.0, np.inf)
+        rows.add(
+            np.r_[theta0 + i, st.n_sites + st.host_copy[seg]],
+            np.r_[1.0, -st.host_cost[seg]],
+            0.0,
+            np.inf,
+        )
 
 
 def unhostable(st: Structure) -> np.ndarray:
@@ -416,8 +459,15 @@ def _feasibility_cut(st: Structure, rows: Rows, i: int) -> None:
 
 
 def _optimality_cut(
-    st: Structure, rows: Rows, i: int, p: int, shift: float, w: np.ndarray, theta: float,
-    theta0: int, rel_tol: float,
+    st: Structure,
+    rows: Rows,
+    i: int,
+    p: int,
+    shift: float,
+    w: np.ndarray,
+    theta: float,
+    theta0: int,
+    rel_tol: float,
 ) -> int:
     a = st.ptr[i]
     c_p = st.lst_cost[p]
@@ -436,7 +486,9 @@ def _optimality_cut(
     return 1
 
 
-def build_compact(st: Structure, level: int | None, whole_body: bool) -> tuple[MatrixModel, np.ndarray]:
+def build_compact(
+    st: Structure, level: int | None, whole_body: bool
+) -> tuple[MatrixModel, np.ndarray]:
     """Build the compact model; return it and each x column's (client, copy) pair.
 
     Columns: ``y`` (sites), ``w`` (copies), ``x`` (allowed client-copy pairs),
@@ -462,7 +514,9 @@ def build_compact(st: Structure, level: int | None, whole_body: bool) -> tuple[M
     cost_vec = np.r_[st.site_fixed, st.copy_fixed, cost, np.zeros(n_u)]
     integer = np.ones(n, dtype=bool)
     integer[x0 : x0 + n_x] = capacitated
-    model = MatrixModel(cost_vec, lower, upper, integer, rows.csr(n), np.array(rows.lo), np.array(rows.hi))
+    model = MatrixModel(
+        cost_vec, lower, upper, integer, rows.csr(n), np.array(rows.lo), np.array(rows.hi)
+    )
     return model, np.c_[client, copy]
 
 
@@ -486,13 +540,15 @@ def _common_sites(st: Structure, client: np.ndarray, copy: np.ndarray) -> np.nda
     key = np.unique(np.c_[body, site, client], axis=0)
     per_site = np.unique(key[:, :2], axis=0, return_counts=True)
     cats = np.bincount(st.client_body, minlength=st.n_bodies)
-    ok = {(int(b), int(s)) for (b, s), n in zip(per_site[0], per_site[1], strict=True) if n == cats[b]}
+    ok = {
+        (int(b), int(s)) for (b, s), n in zip(per_site[0], per_site[1], strict=True) if n == cats[b]
+    }
     return np.array([(int(b), int(s)) in ok for b, s in zip(body, site, strict=True)], dtype=bool)
 
 
 def _compact_rows(st: Structure, rows: Rows, client: np.ndarray, copy: np.ndarray, x0: int) -> None:
     starts = np.r_[0, np.flatnonzero(client[1:] != client[:-1]) + 1, len(client)]
-    for a, b in zip(starts[:-1], starts[1:], strict=True):
+    for a, b in itertools.pairwise(starts):
         rows.add(x0 + np.arange(a, b), np.ones(b - a), 1.0, 1.0)
     for k in range(len(client)):
         rows.add(np.array([x0 + k, st.n_sites + copy[k]]), np.array([1.0, -1.0]), -np.inf, 0.0)
@@ -503,15 +559,23 @@ def _compact_rows(st: Structure, rows: Rows, client: np.ndarray, copy: np.ndarra
         rows.add(np.r_[x0 + mine, s], np.r_[np.ones(len(mine)), -1.0], 0.0, np.inf)
 
 
-def _capacity_rows(st: Structure, rows: Rows, client: np.ndarray, copy: np.ndarray, x0: int) -> None:
+def _capacity_rows(
+    st: Structure, rows: Rows, client: np.ndarray, copy: np.ndarray, x0: int
+) -> None:
     site = st.copy_site[copy]
     for j in np.flatnonzero(np.isfinite(st.site_capacity)):
         mine = np.flatnonzero(site == j)
-        rows.add(np.r_[x0 + mine, j], np.r_[st.client_spend[client[mine]], -st.site_capacity[j]],
-                 -np.inf, 0.0)
+        rows.add(
+            np.r_[x0 + mine, j],
+            np.r_[st.client_spend[client[mine]], -st.site_capacity[j]],
+            -np.inf,
+            0.0,
+        )
 
 
-def _whole_body_rows(st: Structure, rows: Rows, client: np.ndarray, copy: np.ndarray, x0: int) -> int:
+def _whole_body_rows(
+    st: Structure, rows: Rows, client: np.ndarray, copy: np.ndarray, x0: int
+) -> int:
     """``sum_{t} x[i,(j,c,t)] = u[b,j]`` for every client i of b, and ``sum_j u[b,j] = 1``."""
     body = st.client_body[client]
     pairs, u_of = np.unique(np.c_[body, st.copy_site[copy]], axis=0, return_inverse=True)
@@ -520,7 +584,7 @@ def _whole_body_rows(st: Structure, rows: Rows, client: np.ndarray, copy: np.nda
     key = client * len(pairs) + u_of
     order = np.argsort(key, kind="stable")
     starts = np.r_[0, np.flatnonzero(np.diff(key[order])) + 1, len(key)]
-    for a, b in zip(starts[:-1], starts[1:], strict=True):
+    for a, b in itertools.pairwise(starts):
         at = order[a:b]
         rows.add(np.r_[x0 + at, u0 + u_of[at[0]]], np.r_[np.ones(len(at)), -1.0], 0.0, 0.0)
     for b in np.unique(pairs[:, 0]):

@@ -55,7 +55,7 @@ class Assigner:
         self.base = [self._base(instance, c) for c in range(self.n_cats)]
 
     def _base(self, instance: Instance, c: int) -> np.ndarray:
-        """Full price plus distance cost of each client of ``c`` at each allowed site; inf elsewhere."""
+        """Full price plus distance cost of clients of ``c`` at allowed sites; inf elsewhere."""
         st = self.st
         clients = self.rows[c]
         out = np.full((len(clients), st.n_sites), np.inf)
@@ -67,7 +67,9 @@ class Assigner:
             rows, sites = position[seg[keep]], st.copy_site[lst[keep]]
             body = st.client_body[seg[keep]]
             spend = st.client_spend[seg[keep]]
-            out[rows, sites] = spend * (1 + self.cats[c].distance_cost * instance.distances[body, sites] / 1e6)
+            out[rows, sites] = spend * (
+                1 + self.cats[c].distance_cost * instance.distances[body, sites] / 1e6
+            )
         return out
 
     # ----------------------------------------------------------------- assignment
@@ -77,7 +79,11 @@ class Assigner:
 
         ``start`` is a previous grouping whose volumes price the first round.
         """
-        rates = self.marginal_rates(start) if start is not None else np.zeros((self.st.n_sites, self.n_cats))
+        rates = (
+            self.marginal_rates(start)
+            if start is not None
+            else np.zeros((self.st.n_sites, self.n_cats))
+        )
         best: Assignment | None = None
         for _ in range(ROUNDS):
             site = self.cheapest(open_mask, rates)
@@ -123,7 +129,9 @@ class Assigner:
         """Band position of each (site, category) volume; an edge prices in the band below."""
         out = np.zeros(volume.shape, dtype=int)
         for c in range(self.n_cats):
-            out[:, c] = np.maximum(np.searchsorted(self.lowers[c], volume[:, c], side="left") - 1, 0)
+            out[:, c] = np.maximum(
+                np.searchsorted(self.lowers[c], volume[:, c], side="left") - 1, 0
+            )
         return out
 
     def marginal_rates(self, site: np.ndarray) -> np.ndarray:
@@ -167,7 +175,9 @@ class Assigner:
 
     # ------------------------------------------------------------------ estimates
 
-    def closing_deltas(self, current: Assignment, open_mask: np.ndarray, locked: np.ndarray) -> np.ndarray:
+    def closing_deltas(
+        self, current: Assignment, open_mask: np.ndarray, locked: np.ndarray
+    ) -> np.ndarray:
         """Estimated change in total cost from closing each open site (inf: cannot close)."""
         st = self.st
         rates = self.marginal_rates(current.site)
@@ -184,7 +194,9 @@ class Assigner:
         delta[~open_mask | locked] = np.inf
         return delta
 
-    def opening_gains(self, current: Assignment, open_mask: np.ndarray, closed: np.ndarray) -> np.ndarray:
+    def opening_gains(
+        self, current: Assignment, open_mask: np.ndarray, closed: np.ndarray
+    ) -> np.ndarray:
         """Estimated saving from opening each closed site (clients that would move to it)."""
         st = self.st
         rates = self.marginal_rates(current.site)

@@ -54,8 +54,8 @@ class Instance:
     @cached_property
     def spend_matrix(self) -> np.ndarray:
         """Spend as a ``(bodies, categories)`` array."""
-        rows = self.bodies.index.get_indexer(self.spend["body_id"])
-        cols = pd.Index(self.categories).get_indexer(self.spend["category"])
+        rows = self.bodies.index.get_indexer(pd.Index(self.spend["body_id"]))
+        cols = pd.Index(self.categories).get_indexer(pd.Index(self.spend["category"]))
         out = np.zeros((len(self.bodies), len(self.categories)))
         np.add.at(out, (rows, cols), self.spend["spend"].to_numpy(dtype=float))
         return out
@@ -69,14 +69,18 @@ class Instance:
     @cached_property
     def host_of_site(self) -> np.ndarray:
         """For each site, the row of the body hosting it, or -1."""
-        return np.asarray(self.bodies.index.get_indexer(self.sites["body_id"]), dtype=int)
+        return np.asarray(self.bodies.index.get_indexer(pd.Index(self.sites["body_id"])), dtype=int)
 
     def with_model(self, model: Model) -> Instance:
         """Return the same data under another model (spend must stay valid)."""
         unknown = set(self.spend["category"]) - set(model.categories)
         if unknown:
-            raise DataValidationError([f"(model) | categories missing from the model: {sorted(unknown)}"])
-        return Instance(self.name, self.bodies, self.sites, self.spend, model, self.distances, self.edges)
+            raise DataValidationError(
+                [f"(model) | categories missing from the model: {sorted(unknown)}"]
+            )
+        return Instance(
+            self.name, self.bodies, self.sites, self.spend, model, self.distances, self.edges
+        )
 
 
 def load_instance(folder: Path | str, model: Model, name: str | None = None) -> Instance:
@@ -105,7 +109,9 @@ def load_instance(folder: Path | str, model: Model, name: str | None = None) -> 
     spend = schema.read_spend(folder, bodies, model, problems)
     site_system, sites = schema.read_sites(folder, bodies, problems)
     if bodies is not None and sites is not None and site_system != system:
-        problems.add("sites.csv", None, None, f"sites use {site_system} coordinates but bodies use {system}")
+        problems.add(
+            "sites.csv", None, None, f"sites use {site_system} coordinates but bodies use {system}"
+        )
     problems.raise_if_any()
     assert bodies is not None and spend is not None
     bodies, sites = _project(system, bodies, sites)
@@ -117,7 +123,9 @@ def load_instance(folder: Path | str, model: Model, name: str | None = None) -> 
     if edges is None:
         edges = network.proximity_edges(nodes)
     g = network.graph(edges, nodes.index)
-    network.check_connected(g, "edges.csv" if (folder / "edges.csv").exists() else "generated network")
+    network.check_connected(
+        g, "edges.csv" if (folder / "edges.csv").exists() else "generated network"
+    )
     distances = network.shortest_paths(g, body_frame.index, site_frame.index)
     positive = spend[spend["spend"] > 0].reset_index(drop=True)
     return Instance(name or folder.name, body_frame, site_frame, positive, model, distances, edges)

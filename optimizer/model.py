@@ -57,9 +57,7 @@ class Category:
         >>> c.saving(30.0)
         10.0
         """
-        return sum(
-            b.rate * max(0.0, min(volume, b.upper) - b.lower) for b in self.bands
-        )
+        return sum(b.rate * max(0.0, min(volume, b.upper) - b.lower) for b in self.bands)
 
     def intercepts(self) -> tuple[float, ...]:
         """Return ``b_t`` so that ``V - saving(V) = min_t ((1 - r_t) V + b_t)``.

@@ -53,13 +53,15 @@ def proximity_edges(
     if n < 2:
         return pd.DataFrame({"source": [], "target": [], "km": []})
     k = min(neighbours, n - 1)
-    dist, idx = cKDTree(xy).query(xy, k=k + 1)
+    _dist, idx = cKDTree(xy).query(xy, k=k + 1)
     rows = np.repeat(np.arange(n), k)
     cols = idx[:, 1:].ravel()
     pairs = {(min(a, b), max(a, b)) for a, b in zip(rows.tolist(), cols.tolist(), strict=True)}
     full = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
     tree = minimum_spanning_tree(full).tocoo()
-    pairs |= {(min(a, b), max(a, b)) for a, b in zip(tree.row.tolist(), tree.col.tolist(), strict=True)}
+    pairs |= {
+        (min(a, b), max(a, b)) for a, b in zip(tree.row.tolist(), tree.col.tolist(), strict=True)
+    }
     a, b = np.array(sorted(pairs)).T
     ids = nodes.index.to_numpy()
     return pd.DataFrame({"source": ids[a], "target": ids[b], "km": full[a, b] * circuity})
@@ -82,12 +84,12 @@ def check_connected(g: nx.Graph, file: str = "edges.csv") -> None:
     components = sorted(nx.connected_components(g), key=len, reverse=True)
     if len(components) <= 1:
         return
-    lines = [
-        f"({file}) | the network is not connected: {len(components)} components"
-    ]
+    lines = [f"({file}) | the network is not connected: {len(components)} components"]
     for i, comp in enumerate(components, start=1):
         members = sorted(map(str, comp))
-        shown = ", ".join(members[:8]) + (f", ... ({len(members)} nodes)" if len(members) > 8 else "")
+        shown = ", ".join(members[:8]) + (
+            f", ... ({len(members)} nodes)" if len(members) > 8 else ""
+        )
         lines.append(f"({file}) | component {i}: {shown}")
     raise DataValidationError(lines)
 

@@ -63,7 +63,11 @@ class HighsBackend:
         lp.col_cost_, lp.col_lower_, lp.col_upper_ = model.cost, model.lower, model.upper
         lp.row_lower_, lp.row_upper_ = model.row_lo, model.row_hi
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = csc.indptr, csc.indices, csc.data
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = (
+            csc.indptr,
+            csc.indices,
+            csc.data,
+        )
         lp.integrality_ = [
             highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
             for flag in model.integer
@@ -75,8 +79,15 @@ class HighsBackend:
         if not len(rows):
             return
         csr = rows.csr(len(self.integer))
-        self.h.addRows(len(rows), np.array(rows.lo), np.array(rows.hi), csr.nnz,
-                       csr.indptr[:-1].astype(np.int32), csr.indices.astype(np.int32), csr.data)
+        self.h.addRows(
+            len(rows),
+            np.array(rows.lo),
+            np.array(rows.hi),
+            csr.nnz,
+            csr.indptr[:-1].astype(np.int32),
+            csr.indices.astype(np.int32),
+            csr.data,
+        )
 
     def set_row_bounds(self, row: int, lo: float, hi: float) -> None:
         """Change one row's bounds (the level row, between levels)."""
@@ -115,7 +126,12 @@ class HighsBackend:
         bound = info.mip_dual_bound if mip else objective
         if status == kinds.kOptimal:
             return Outcome("optimal", values, objective, bound if mip else objective)
-        if status in (kinds.kTimeLimit, kinds.kInterrupt, kinds.kSolutionLimit, kinds.kIterationLimit):
+        if status in (
+            kinds.kTimeLimit,
+            kinds.kInterrupt,
+            kinds.kSolutionLimit,
+            kinds.kIterationLimit,
+        ):
             return Outcome("time_limit", values, objective, bound if mip else -math.inf)
         raise SolverError(f"HiGHS stopped with status {self.h.modelStatusToString(status)}")
 
@@ -155,24 +171,36 @@ class PulpBackend:
         with tempfile.TemporaryDirectory() as tmp:
             log = Path(tmp) / "cbc.log"
             solver = pulp.PULP_CBC_CMD(
-                msg=False, timeLimit=time_limit, gapRel=self.options.gap,
-                threads=self.options.threads, warmStart=start is not None, logPath=str(log),
+                msg=False,
+                timeLimit=time_limit,
+                gapRel=self.options.gap,
+                threads=self.options.threads,
+                warmStart=start is not None,
+                logPath=str(log),
             )
             prob.solve(solver)
             text = log.read_text(errors="replace") if log.exists() else ""
-        return _cbc_outcome(prob, cols, text, mip=not self.relaxed and bool(self.model.integer.any()))
+        return _cbc_outcome(
+            prob, cols, text, mip=not self.relaxed and bool(self.model.integer.any())
+        )
 
 
-def to_pulp(model: MatrixModel, extra: list[Rows], relaxed: bool = False) -> tuple[pulp.LpProblem, list[pulp.LpVariable]]:
+def to_pulp(
+    model: MatrixModel, extra: list[Rows], relaxed: bool = False
+) -> tuple[pulp.LpProblem, list[pulp.LpVariable]]:
     """Turn a matrix model (plus extra rows) into a pulp problem."""
     prob = pulp.LpProblem("consolidation", pulp.LpMinimize)
     names = model.names or [f"x{k}" for k in range(len(model.cost))]
     cols = [
-        pulp.LpVariable(name, lowBound=lo if np.isfinite(lo) else None,
-                        upBound=hi if np.isfinite(hi) else None,
-                        cat=pulp.LpInteger if (flag and not relaxed) else pulp.LpContinuous)
-        for name, lo, hi, flag in zip(names, model.lower.tolist(), model.upper.tolist(),
-                                      model.integer.tolist(), strict=True)
+        pulp.LpVariable(
+            name,
+            lowBound=lo if np.isfinite(lo) else None,
+            upBound=hi if np.isfinite(hi) else None,
+            cat=pulp.LpInteger if (flag and not relaxed) else pulp.LpContinuous,
+        )
+        for name, lo, hi, flag in zip(
+            names, model.lower.tolist(), model.upper.tolist(), model.integer.tolist(), strict=True
+        )
     ]
     nz = np.flatnonzero(model.cost)
     prob += pulp.LpAffineExpression([(cols[k], float(model.cost[k])) for k in nz])
@@ -183,7 +211,12 @@ def to_pulp(model: MatrixModel, extra: list[Rows], relaxed: bool = False) -> tup
         for r in range(matrix.shape[0]):
             seg = slice(matrix.indptr[r], matrix.indptr[r + 1])
             expr = pulp.LpAffineExpression(
-                [(cols[k], v) for k, v in zip(matrix.indices[seg].tolist(), matrix.data[seg].tolist(), strict=True)]
+                [
+                    (cols[k], v)
+                    for k, v in zip(
+                        matrix.indices[seg].tolist(), matrix.data[seg].tolist(), strict=True
+                    )
+                ]
             )
             count += 1
             if lo[r] == hi[r]:
