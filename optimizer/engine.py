@@ -281,7 +281,22 @@ class LevelSolver:
                 break
         if values is not None:
             best = _better(best, self.assigner.assign(_round(st, values[: st.n_sites], level)))
+        if best is not None:
+            stats["cuts"] += self.seed(best)
         return best, bound
+
+    def seed(self, grouping: Assignment) -> int:
+        """Add the cuts that are tight at a known grouping; return how many.
+
+        The LP relaxation leaves most cost variables loose; cuts taken at good
+        integer points give the master a faithful picture where it matters.
+        """
+        st = self.st
+        values = _start_vector(st, self.assigner, grouping)
+        y, w, _ = _split(st, values)
+        rows, count = separate(st, y, w, np.zeros(st.n_clients))
+        self._master().add_rows(rows)
+        return count
 
     def _mip_loop(
         self,
@@ -297,6 +312,8 @@ class LevelSolver:
         if best is not None and _gap(best.cost, bound) <= self.options.gap:
             return best, bound, "optimal", stats
         for _ in range(MIP_ROUNDS):
+            if limit is not None and clock() - began >= limit:
+                break
             start = _start_vector(st, assigner, best) if best is not None else None
             out = solver.solve(_remaining(limit, began), start)
             stats["iterations"] += 1

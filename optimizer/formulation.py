@@ -416,36 +416,37 @@ def separate(
 ) -> tuple[Rows, int]:
     """Return the most violated Benders cut of every client, and how many.
 
-    At an integer point a client's cut is violated exactly when ``theta``
-    under-states the cost of its cheapest open copy.
+    Client ``i``'s cost, for given ``(y, w)``, is the LP ``min sum_a c_a x_a``
+    with ``sum_a x_a = 1``, ``x_a <= w_a`` and, when its body hosts site
+    ``s``, ``sum_{a at s} x_a >= y_s``. Filling copies cheapest first gives
+    its optimal duals: ``u``, the cost of the marginal copy away from the
+    host, and ``z = max(0, D_H - u)`` with ``D_H`` the dearest host copy in
+    use. The cut is
+
+        theta_i >= u + z y_s - sum_{a not at s} (u - c_a)^+ w_a
+                           - sum_{a at s} (u + z - c_a)^+ w_a,
+
+    valid for every ``(y, w)`` by weak duality and tight at this one.
+    Without a host it is the radius cut of Duran-Mateluna et al. (2023).
     """
     lengths = np.diff(st.ptr)
     seg = np.repeat(np.arange(st.n_clients), lengths)
-    wv = w[st.lst_copy]
     shift = np.where(st.client_host >= 0, y[np.maximum(st.client_host, 0)], 0.0)
-    start = st.ptr[:-1]
-    cum = np.cumsum(wv)
-    base = np.r_[0.0, cum][start]
-    inside = cum - base[seg]
+    cum = np.cumsum(w[st.lst_copy])
+    inside = cum - np.r_[0.0, cum][st.ptr[:-1]][seg]
     target = 1.0 - shift
-    reached = inside >= target[seg] - TOLERANCE
     first = np.full(st.n_clients, -1)
-    hit = np.flatnonzero(reached)
+    hit = np.flatnonzero(inside >= target[seg] - TOLERANCE)
     uniq, pos = np.unique(seg[hit], return_index=True)
     first[uniq] = hit[pos]
     rows = Rows()
-    theta0 = st.n_sites + st.n_copies
     count = 0
     for i in range(st.n_clients):
-        if lengths[i] == 0:
-            continue
-        p = first[i]
-        if p < 0:
-            p = st.ptr[i + 1] - 1
-            if inside[p] < target[i] - 1e-6:
-                _feasibility_cut(st, rows, i)
-                count += 1
-        count += _optimality_cut(st, rows, i, int(p), shift[i], w, theta[i], theta0, rel_tol)
+        p = int(first[i])
+        if p < 0 and lengths[i] and inside[st.ptr[i + 1] - 1] < target[i] - 1e-6:
+            _feasibility_cut(st, rows, i)
+            count += 1
+        count += _optimality_cut(st, rows, i, p, shift[i], w, theta[i], rel_tol)
     return rows, count
 
 
@@ -459,30 +460,32 @@ def _feasibility_cut(st: Structure, rows: Rows, i: int) -> None:
 
 
 def _optimality_cut(
-    st: Structure,
-    rows: Rows,
-    i: int,
-    p: int,
-    shift: float,
-    w: np.ndarray,
-    theta: float,
-    theta0: int,
-    rel_tol: float,
+    st: Structure, rows: Rows, i: int, p: int, y_s: float, w: np.ndarray, theta: float, rel_tol: float
 ) -> int:
-    a = st.ptr[i]
-    c_p = st.lst_cost[p]
-    before = slice(a, p)
-    gain = c_p - st.lst_cost[before]
-    keep = gain > 0
-    copies = st.lst_copy[before][keep]
-    rhs = c_p * (1.0 - shift) - float(gain[keep] @ w[copies])
+    """Add client ``i``'s dual cut if ``theta`` violates it; ``p`` is the marginal copy or -1."""
+    others = slice(st.ptr[i], st.ptr[i + 1])
+    hosts = slice(st.host_ptr[i], st.host_ptr[i + 1])
+    o_copy, o_cost = st.lst_copy[others], st.lst_cost[others]
+    h_copy, h_cost = st.host_copy[hosts], st.host_cost[hosts]
+    if p >= 0:
+        u = float(st.lst_cost[p])
+    elif len(o_cost):
+        u = float(o_cost[-1])
+    else:
+        u = 0.0
+    used = h_cost[w[h_copy] > TOLERANCE]
+    z = max(0.0, float(used.max()) - u) if (len(used) and y_s > TOLERANCE) else 0.0
+    o_coef = np.maximum(u - o_cost, 0.0)
+    h_coef = np.maximum(u + z - h_cost, 0.0)
+    rhs = u + z * y_s - float(o_coef @ w[o_copy]) - float(h_coef @ w[h_copy])
     if rhs <= theta + rel_tol * max(1.0, abs(rhs)):
         return 0
-    cols = np.r_[theta0 + i, st.n_sites + copies]
-    vals = np.r_[1.0, gain[keep]]
-    if st.client_host[i] >= 0:
-        cols, vals = np.r_[cols, st.client_host[i]], np.r_[vals, c_p]
-    rows.add(cols, vals, c_p, np.inf)
+    keep_o, keep_h = o_coef > 0, h_coef > 0
+    cols = np.r_[st.n_sites + st.n_copies + i, st.n_sites + o_copy[keep_o], st.n_sites + h_copy[keep_h]]
+    vals = np.r_[1.0, o_coef[keep_o], h_coef[keep_h]]
+    if z > 0:
+        cols, vals = np.r_[cols, st.client_host[i]], np.r_[vals, -z]
+    rows.add(cols, vals, u, np.inf)
     return 1
 
 
