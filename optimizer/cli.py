@@ -7,6 +7,7 @@ a rule), 4 solver trouble, 130 interrupted. ``--debug`` shows tracebacks.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import sys
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from rich.progress import (
 from rich.table import Table
 
 from optimizer import catalog
-from optimizer.curve import CurveOptions, Listener, consolidation_curve, parse_levels
+from optimizer.curve import EMPTY, CurveOptions, Listener, consolidation_curve, parse_levels
 from optimizer.engine import SolveResult, solve_level, write_model
 from optimizer.errors import DataValidationError, InfeasibleError, OptimizerError, SolverError
 from optimizer.evaluate import Evaluation, evaluate
@@ -223,7 +224,7 @@ def curve_command(
     solver: Annotated[str, typer.Option("--solver", help="highs (default) or cbc.")] = "highs",
     time_limit: Annotated[
         float | None, typer.Option("--time-limit", help="Seconds per level for the exact solve.")
-    ] = 30.0,
+    ] = 10.0,
     gap: Annotated[
         float, typer.Option("--gap", help="Relative gap at which a level counts as solved.")
     ] = 1e-4,
@@ -276,7 +277,7 @@ def _curve_progress(total: int) -> Iterator[Listener]:
     def listen(row: dict[str, Any] | None, done: int, _total: int) -> None:
         if not progress.live.is_started:
             progress.start()
-        if row is not None and row["status"] != "infeasible":
+        if row is not None and row["status"] not in EMPTY:
             worst[0] = max(worst[0], float(row["gap"]))
         progress.update(task, completed=done, gap=f"{worst[0]:.1e}")
 
@@ -293,9 +294,18 @@ def _curve_table(frame: pd.DataFrame) -> Table:
     for column in ("level", "total", "savings", "savings %", "lower bound", "gap", "status", "s"):
         table.add_column(column, justify="left" if column == "status" else "right")
     for row in frame.to_dict("records"):
-        if row["status"] == "infeasible":
+        if row["status"] in EMPTY:
+            bound = row["lower_bound"]
+            shown = f"{bound / scale:,.1f}" if math.isfinite(bound) else "-"
             table.add_row(
-                str(row["level"]), "-", "-", "-", "-", "-", "infeasible", f"{row['seconds']:.1f}"
+                str(row["level"]),
+                "-",
+                "-",
+                "-",
+                shown,
+                "-",
+                str(row["status"]),
+                f"{row['seconds']:.1f}",
             )
             continue
         table.add_row(

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from optimizer.engine import LevelSolver, SolveResult, versions
-from optimizer.errors import DataValidationError, InfeasibleError
+from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
 from optimizer.evaluate import evaluate
 from optimizer.heuristics import Assigner, Assignment
 from optimizer.instance import Instance
@@ -54,6 +54,7 @@ CURVE_COLUMNS = [
 LOWEST_DEFAULT = 4
 DEFAULT_POINTS = 15
 SWAP_MOVES = 8
+EMPTY = ("infeasible", "no_solution")
 
 
 @dataclass(frozen=True)
@@ -296,7 +297,10 @@ def _solve_row(
     try:
         result = solver.solve(level, start)
     except InfeasibleError as err:
-        row = _infeasible_row(level, str(err), clock() - began)
+        row = _empty_row(level, "infeasible", str(err), clock() - began)
+    except NoGroupingError as err:
+        row = _empty_row(level, "no_solution", str(err), clock() - began)
+        row["lower_bound"] = err.bound
     else:
         row = curve_row(solver.instance, result, quo, clock() - began)
         if out is not None:
@@ -332,9 +336,9 @@ def curve_row(
     return row
 
 
-def _infeasible_row(level: int, reason: str, seconds: float) -> dict[str, Any]:
+def _empty_row(level: int, status: str, reason: str, seconds: float) -> dict[str, Any]:
     row: dict[str, Any] = dict.fromkeys(CURVE_COLUMNS, math.nan)
-    row.update(level=level, status="infeasible", seconds=seconds, reason=reason)
+    row.update(level=level, status=status, seconds=seconds, reason=reason)
     return row
 
 
@@ -399,7 +403,7 @@ def _finished(out: Path, levels: Iterable[int]) -> dict[int, dict[str, Any]]:
         grouping = out / "groupings" / f"level-{k}.csv"
         if path.exists():
             row = json.loads(path.read_text(encoding="utf-8"))
-            if row.get("status") == "infeasible" or grouping.exists():
+            if row.get("status") in EMPTY or grouping.exists():
                 done[k] = row
     return done
 
@@ -414,7 +418,7 @@ def _write_progress(out: Path, rows: list[dict[str, Any]], quo: float, seconds: 
 
 def curve_summary(frame: pd.DataFrame, quo: float, seconds: float) -> dict[str, Any]:
     """The run's summary: status quo, the recommended level and those within 1% of it."""
-    solved = frame[frame["status"] != "infeasible"]
+    solved = frame[~frame["status"].isin(EMPTY)]
     summary: dict[str, Any] = {
         "status_quo_total": quo,
         "levels": len(frame),

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from optimizer.errors import DataValidationError, InfeasibleError, SolverError
+from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError, SolverError
 from optimizer.evaluate import Evaluation, evaluate
 from optimizer.formulation import (
     Structure,
@@ -262,6 +262,8 @@ class LevelSolver:
         st, solver = self.st, self.master
         solver.set_row_bounds(self.level_row, *level_bounds(level, st.n_sites))
         solver.relax(True)
+        if best is not None:
+            stats["cuts"] += self.seed(best)
         bound, values = -math.inf, None
         for _ in range(LP_ROUNDS):
             out = solver.solve(_remaining(limit, began))
@@ -269,20 +271,22 @@ class LevelSolver:
                 raise InfeasibleError(_no_grouping(level))
             if out.values is None:
                 break
+            if out.status == "optimal":
+                bound = max(bound, out.objective)  # a relaxation with fewer cuts: still a bound
             values = out.values
             rows, count = separate(st, *_split(st, values))
             stats["iterations"] += 1
             stats["cuts"] += count
             if count == 0:
-                bound = out.objective
                 break
             solver.add_rows(rows)
             if out.status == "time_limit":
                 break
         if values is not None:
-            best = _better(best, self.assigner.assign(_round(st, values[: st.n_sites], level)))
-        if best is not None:
-            stats["cuts"] += self.seed(best)
+            rounded = self.assigner.assign(_round(st, values[: st.n_sites], level))
+            if rounded is not None and (best is None or rounded.cost < best.cost):
+                stats["cuts"] += self.seed(rounded)
+                best = rounded
         return best, bound
 
     def seed(self, grouping: Assignment) -> int:
@@ -533,8 +537,8 @@ def _result(
     began: float,
 ) -> SolveResult:
     if best is None:
-        raise SolverError(
-            f"the solver found no grouping within the time limit (bound {bound:,.2f})"
+        raise NoGroupingError(
+            f"no grouping found within the time limit (bound {bound:,.2f})", bound
         )
     sites = instance.sites.index.to_numpy()
     table = pd.DataFrame(

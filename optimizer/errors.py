@@ -31,6 +31,14 @@ class SolverError(OptimizerError):
     """The solver failed, or returned something the evaluator contradicts."""
 
 
+class NoGroupingError(SolverError):
+    """The time limit came before any grouping was found; ``bound`` still holds."""
+
+    def __init__(self, message: str, bound: float) -> None:
+        super().__init__(message)
+        self.bound = bound
+
+
 def where(file: str, row: int | None = None, column: str | None = None) -> str:
     """Format the location part of a validation message.
 

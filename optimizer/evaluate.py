@@ -142,8 +142,13 @@ def _contract(instance: Instance, table: pd.DataFrame) -> list[Violation]:
     wanted = pd.MultiIndex.from_frame(need)
     absent = wanted[~wanted.isin(keys)]
     if len(absent):
-        out.append(Violation("contract", "body and category with spend but no agency",
-                             tuple(f"{b}/{c}" for b, c in absent)))
+        out.append(
+            Violation(
+                "contract",
+                "body and category with spend but no agency",
+                tuple(f"{b}/{c}" for b, c in absent),
+            )
+        )
     extra = table[~keys.isin(wanted) & _known_mask(instance, table).to_numpy()]
     if len(extra):
         message = "row for a body and category with no spend"
@@ -175,8 +180,13 @@ def _host(instance: Instance, merged: pd.DataFrame, opened: list[str]) -> list[V
     bad = rows[[site not in sites for site, sites in zip(rows["site_id"], own, strict=True)]]
     if len(bad) == 0:
         return []
-    return [Violation("rule 1 (host)", "a body hosting an open agency buys elsewhere",
-                      tuple(bad["row"] + ": " + bad["body_id"] + "/" + bad["category"]))]
+    return [
+        Violation(
+            "rule 1 (host)",
+            "a body hosting an open agency buys elsewhere",
+            tuple(bad["row"] + ": " + bad["body_id"] + "/" + bad["category"]),
+        )
+    ]
 
 
 def _radius(instance: Instance, merged: pd.DataFrame, opened: list[str]) -> list[Violation]:
@@ -237,9 +247,7 @@ def _volumes(instance: Instance, merged: pd.DataFrame) -> pd.DataFrame:
     cats = instance.model.categories
     pairs = list(zip(volumes["category"], volumes["volume"], strict=True))
     volumes["saving"] = [cats[c].saving(v) for c, v in pairs]
-    volumes["band"] = [
-        1 + sum(v > b.lower for b in cats[c].bands[1:]) for c, v in pairs
-    ]
+    volumes["band"] = [1 + sum(v > b.lower for b in cats[c].bands[1:]) for c, v in pairs]
     return volumes
 
 

@@ -460,7 +460,14 @@ def _feasibility_cut(st: Structure, rows: Rows, i: int) -> None:
 
 
 def _optimality_cut(
-    st: Structure, rows: Rows, i: int, p: int, y_s: float, w: np.ndarray, theta: float, rel_tol: float
+    st: Structure,
+    rows: Rows,
+    i: int,
+    p: int,
+    y_s: float,
+    w: np.ndarray,
+    theta: float,
+    rel_tol: float,
 ) -> int:
     """Add client ``i``'s dual cut if ``theta`` violates it; ``p`` is the marginal copy or -1."""
     others = slice(st.ptr[i], st.ptr[i + 1])
@@ -481,7 +488,9 @@ def _optimality_cut(
     if rhs <= theta + rel_tol * max(1.0, abs(rhs)):
         return 0
     keep_o, keep_h = o_coef > 0, h_coef > 0
-    cols = np.r_[st.n_sites + st.n_copies + i, st.n_sites + o_copy[keep_o], st.n_sites + h_copy[keep_h]]
+    cols = np.r_[
+        st.n_sites + st.n_copies + i, st.n_sites + o_copy[keep_o], st.n_sites + h_copy[keep_h]
+    ]
     vals = np.r_[1.0, o_coef[keep_o], h_coef[keep_h]]
     if z > 0:
         cols, vals = np.r_[cols, st.client_host[i]], np.r_[vals, -z]

@@ -102,9 +102,7 @@ class HighsBackend:
 
     def solve(self, time_limit: float | None, start: np.ndarray | None = None) -> Outcome:
         """Solve; ``start`` is a full column vector to warm-start from."""
-        # HiGHS measures its time limit on a clock that runs across calls.
-        elapsed = self.h.getRunTime()
-        self.h.setOptionValue("time_limit", elapsed + float(time_limit) if time_limit else math.inf)
+        self.h.setOptionValue("time_limit", float(time_limit) if time_limit else math.inf)
         if start is not None:
             solution = highspy.HighsSolution()
             solution.col_value = list(start)
@@ -126,12 +124,8 @@ class HighsBackend:
         bound = info.mip_dual_bound if mip else objective
         if status == kinds.kOptimal:
             return Outcome("optimal", values, objective, bound if mip else objective)
-        if status in (
-            kinds.kTimeLimit,
-            kinds.kInterrupt,
-            kinds.kSolutionLimit,
-            kinds.kIterationLimit,
-        ):
+        stopped = (kinds.kTimeLimit, kinds.kInterrupt, kinds.kSolutionLimit, kinds.kIterationLimit)
+        if status in stopped or (status == kinds.kUnknown and mip):
             return Outcome("time_limit", values, objective, bound if mip else -math.inf)
         raise SolverError(f"HiGHS stopped with status {self.h.modelStatusToString(status)}")
 
@@ -166,6 +160,7 @@ class PulpBackend:
         """Solve with CBC through pulp, reading CBC's own status and bound from its log."""
         prob, cols = self.problem()
         if start is not None:
+            start = np.clip(start, self.model.lower, self.model.upper)
             for var, value in zip(cols, start.tolist(), strict=True):
                 var.setInitialValue(value)
         with tempfile.TemporaryDirectory() as tmp:

@@ -115,13 +115,13 @@ def test_cap_distances_price_the_whole_demand() -> None:
 
 
 def test_optima_tables() -> None:
-    assert orlib.optima("pmed").loc["pmed40", "optimum"] == 5128
-    assert len(orlib.optima("pmed")) == 40
-    assert orlib.optima("uncap").loc["capa", "optimum"] == pytest.approx(17156454.478)
-    assert orlib.optima("pmedcap").loc["pmedcap1_14", "optimum"] == 982
-    assert len(orlib.optima("cap")) == 49
+    assert orlib.optima("pmed", root=ROOT).loc["pmed40", "optimum"] == 5128
+    assert len(orlib.optima("pmed", root=ROOT)) == 40
+    assert orlib.optima("uncap", root=ROOT).loc["capa", "optimum"] == pytest.approx(17156454.478)
+    assert orlib.optima("pmedcap", root=ROOT).loc["pmedcap1_14", "optimum"] == 982
+    assert len(orlib.optima("cap", root=ROOT)) == 49
     with pytest.raises(ValueError):
-        orlib.optima("nope")
+        orlib.optima("nope", root=ROOT)
 
 
 # --- published optima -----------------------------------------------------
@@ -134,7 +134,7 @@ def test_pmed_optimum_highs(name: str) -> None:
     check_engine_result(result, instance)
     assert result.evaluation.level == p
     ours = orlib.orlib_objective(result, instance)
-    assert ours == pytest.approx(orlib.optima("pmed").loc[name, "optimum"], abs=1e-6)
+    assert ours == pytest.approx(orlib.optima("pmed", root=ROOT).loc[name, "optimum"], abs=1e-6)
     # independently: every vertex at its nearest open median
     opened = instance.sites.index.get_indexer(pd.Index(result.open_sites))
     assert instance.distances[:, opened].min(axis=1).sum() == pytest.approx(ours, abs=1e-6)
@@ -151,7 +151,7 @@ def test_pmed1_optimum_cbc() -> None:
 @pytest.mark.parametrize("name", ["pmedcap1_1", "pmedcap1_2", "pmedcap1_4"])
 def test_pmedcap_listed_value(name: str) -> None:
     instance, p, listed = orlib.read_pmedcap(ROOT / "pmedcap" / f"{name}.txt")
-    assert listed == orlib.optima("pmedcap").loc[name, "optimum"]
+    assert listed == orlib.optima("pmedcap", root=ROOT).loc[name, "optimum"]
     assert (instance.sites["capacity"] == 120.0).all()
     result = solve(instance, p, PMED_TOLERANCE)
     check_engine_result(result, instance)
@@ -176,5 +176,5 @@ def test_uncapacitated_warehouse_optimum(name: str) -> None:
     result = solve(instance, None, CAP_TOLERANCE)
     check_engine_result(result, instance)
     ours = orlib.orlib_objective(result, instance)
-    published = orlib.optima("uncap")["optimum"].astype(float)[name]
+    published = orlib.optima("uncap", root=ROOT)["optimum"].astype(float)[name]
     assert math.isclose(ours, published, abs_tol=0.01)

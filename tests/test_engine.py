@@ -1,0 +1,156 @@
+"""The MIP engine on small instances whose answers are known, and its CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+import optimizer
+from optimizer.engine import solve_level
+from optimizer.errors import DataValidationError, InfeasibleError
+from optimizer.evaluate import evaluate
+from optimizer.results import read_groupings
+from optimizer.schema import load_model
+from optimizer.solve import SolverOptions
+from tests.conftest import CliRunner
+from tests.synthetic import write_synthetic
+
+EXACT = SolverOptions(gap=1e-9)
+
+
+@pytest.fixture(scope="module")
+def toy() -> optimizer.Instance:
+    return optimizer.load("toy")
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> optimizer.Instance:
+    folder = write_synthetic(tmp_path_factory.mktemp("synthetic"))
+    return optimizer.load_instance(folder, load_model(folder / "model.toml"))
+
+
+def test_toy_level_three_is_the_hand_worked_grouping(toy: optimizer.Instance) -> None:
+    # tests/test_evaluate.py costs a2, a4, s1 by hand at GBP 467,146; a4 must stay open
+    # (its care has no other site within 12 km) and Southland needs an agency of its own.
+    result = solve_level(toy, 3, EXACT)
+    assert result.status == "optimal"
+    assert result.objective == pytest.approx(467146.0)
+    assert result.bound == pytest.approx(467146.0)
+    assert result.open_sites == ["a2", "a4", "s1"]
+
+
+def test_toy_best_level_chooses_three_agencies(toy: optimizer.Instance) -> None:
+    result = solve_level(toy, None, EXACT)
+    assert result.level == 3
+    assert result.objective == pytest.approx(467146.0)
+
+
+def test_toy_status_quo_level(toy: optimizer.Instance) -> None:
+    assert solve_level(toy, 6, EXACT).objective == pytest.approx(506000.0)
+
+
+@pytest.mark.parametrize(
+    ("level", "cause"),
+    [
+        (1, "smaller than the 2 nations"),
+        (2, "no grouping at level 2"),
+        (7, "larger than the 6 sites"),
+    ],
+)
+def test_infeasible_levels_name_their_cause(toy: optimizer.Instance, level: int, cause: str) -> None:
+    with pytest.raises(InfeasibleError, match=cause):
+        solve_level(toy, level)
+
+
+def test_closing_a_site_its_host_needs_is_infeasible(toy: optimizer.Instance) -> None:
+    # a4's care can go nowhere else within 12 km, so site a4 cannot be closed.
+    with pytest.raises(InfeasibleError, match="a4"):
+        solve_level(toy, 4, keep_closed=["a4"])
+
+
+def test_keep_open_and_closed_are_honoured(toy: optimizer.Instance) -> None:
+    forced = solve_level(toy, 4, EXACT, keep_open=["a1"], keep_closed=["a2"])
+    assert "a1" in forced.open_sites and "a2" not in forced.open_sites
+    free = solve_level(toy, 4, EXACT)
+    assert forced.objective >= free.objective - 1e-6
+
+
+def test_unknown_keep_open_id_is_bad_input(toy: optimizer.Instance) -> None:
+    with pytest.raises(DataValidationError, match="unknown site id 'zz'"):
+        solve_level(toy, 3, keep_open=["zz"])
+
+
+def test_cbc_agrees_with_highs(synthetic: optimizer.Instance) -> None:
+    for level in (12, 6):
+        highs = solve_level(synthetic, level, EXACT)
+        cbc = solve_level(synthetic, level, SolverOptions(solver="cbc", gap=1e-9))
+        assert cbc.status == "optimal"
+        assert cbc.objective == pytest.approx(highs.objective, rel=1e-9)
+
+
+def test_every_result_re_evaluates_to_its_objective(synthetic: optimizer.Instance) -> None:
+    for level in (25, 10, 6, None):
+        result = solve_level(synthetic, level, EXACT)
+        check = evaluate(synthetic, result.groupings, open_sites=result.open_sites)
+        assert check.feasible
+        assert check.total == pytest.approx(result.objective, rel=1e-9)
+        assert result.bound <= result.objective * (1 + 1e-9)
+
+
+def test_whole_body_rule_uses_one_agency_per_body(synthetic: optimizer.Instance) -> None:
+    model = synthetic.model.with_scenario(split_categories=False)
+    whole = synthetic.with_model(model)
+    result = solve_level(whole, 6, EXACT)
+    assert result.formulation == "compact"
+    assert result.groupings.groupby("body_id")["site_id"].nunique().max() == 1
+    split = solve_level(synthetic, 6, EXACT)
+    assert result.objective >= split.objective - 1e-6
+
+
+def test_a_time_limited_run_is_never_called_optimal_without_proof(synthetic: optimizer.Instance) -> None:
+    result = solve_level(synthetic, 8, SolverOptions(time_limit=0.05, gap=1e-12))
+    assert result.status in ("optimal", "time_limit")
+    if result.status == "optimal":
+        assert result.gap <= 1e-12
+    else:
+        assert math.isfinite(result.objective)
+
+
+def test_solve_cli_writes_groupings_and_summary(cli: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "level-3"
+    code, stdout, stderr = cli("solve", "--data", "toy", "--level", "3", "--out", out)
+    assert code == 0, stderr
+    assert "optimal" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "optimal"
+    assert summary["objective"] == pytest.approx(467146.0)
+    assert summary["breakdown"]["total"] == pytest.approx(467146.0)
+    assert set(summary["versions"]) >= {"highspy", "pulp"}
+    groupings = read_groupings(out / "groupings.csv")
+    assert evaluate(optimizer.load("toy"), groupings).total == pytest.approx(467146.0)
+    code, stdout, _ = cli("evaluate", "--data", "toy", "--groupings", out / "groupings.csv", "--json")
+    assert code == 0 and json.loads(stdout)["breakdown"]["total"] == pytest.approx(467146.0)
+
+
+def test_solve_cli_infeasible_exits_3(cli: CliRunner) -> None:
+    code, _, stderr = cli("solve", "--data", "toy", "--level", "2")
+    assert code == 3
+    assert "no grouping at level 2" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_solve_cli_bad_level_exits_2(cli: CliRunner) -> None:
+    code, _, stderr = cli("solve", "--data", "toy", "--level", "many")
+    assert code == 2
+    assert "(--level) | expected a whole number or 'best', got 'many'" in stderr
+
+
+def test_write_lp_names_rows_and_columns(cli: CliRunner, tmp_path: Path) -> None:
+    path = tmp_path / "toy.lp"
+    code, _, stderr = cli("solve", "--data", "toy", "--level", "3", "--write-lp", path)
+    assert code == 0, stderr
+    text = path.read_text()
+    assert "Minimize" in text and "y_a4_" in text and "x_a1,care,a2,b0_" in text
