@@ -34,7 +34,13 @@ def write_synthetic(folder: Path, n_bodies: int = 30, seed: int = 7) -> Path:
     xy = rng.uniform(0, 300, size=(n_bodies, 2))
     nation = np.where(xy[:, 0] < 200, "East", "West")
     pd.DataFrame(
-        {"body_id": ids, "name": ids, "nation": nation, "x_km": xy[:, 0].round(3), "y_km": xy[:, 1].round(3)}
+        {
+            "body_id": ids,
+            "name": ids,
+            "nation": nation,
+            "x_km": xy[:, 0].round(3),
+            "y_km": xy[:, 1].round(3),
+        }
     ).to_csv(folder / "bodies.csv", index=False)
     size = rng.lognormal(0.0, 0.8, n_bodies)
     spend = pd.DataFrame(

@@ -60,7 +60,9 @@ def test_toy_status_quo_level(toy: optimizer.Instance) -> None:
         (7, "larger than the 6 sites"),
     ],
 )
-def test_infeasible_levels_name_their_cause(toy: optimizer.Instance, level: int, cause: str) -> None:
+def test_infeasible_levels_name_their_cause(
+    toy: optimizer.Instance, level: int, cause: str
+) -> None:
     with pytest.raises(InfeasibleError, match=cause):
         solve_level(toy, level)
 
@@ -110,7 +112,9 @@ def test_whole_body_rule_uses_one_agency_per_body(synthetic: optimizer.Instance)
     assert result.objective >= split.objective - 1e-6
 
 
-def test_a_time_limited_run_is_never_called_optimal_without_proof(synthetic: optimizer.Instance) -> None:
+def test_a_time_limited_run_is_never_called_optimal_without_proof(
+    synthetic: optimizer.Instance,
+) -> None:
     result = solve_level(synthetic, 8, SolverOptions(time_limit=0.05, gap=1e-12))
     assert result.status in ("optimal", "time_limit")
     if result.status == "optimal":
@@ -131,7 +135,9 @@ def test_solve_cli_writes_groupings_and_summary(cli: CliRunner, tmp_path: Path) 
     assert set(summary["versions"]) >= {"highspy", "pulp"}
     groupings = read_groupings(out / "groupings.csv")
     assert evaluate(optimizer.load("toy"), groupings).total == pytest.approx(467146.0)
-    code, stdout, _ = cli("evaluate", "--data", "toy", "--groupings", out / "groupings.csv", "--json")
+    code, stdout, _ = cli(
+        "evaluate", "--data", "toy", "--groupings", out / "groupings.csv", "--json"
+    )
     assert code == 0 and json.loads(stdout)["breakdown"]["total"] == pytest.approx(467146.0)
 
 

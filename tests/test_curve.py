@@ -1,0 +1,179 @@
+"""The consolidation curve: levels, rows, run folders, interruption and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import optimizer
+from optimizer.curve import (
+    CurveOptions,
+    consolidation_curve,
+    default_levels,
+    parse_levels,
+    status_quo,
+)
+from optimizer.engine import solve_level
+from optimizer.errors import DataValidationError
+from optimizer.evaluate import evaluate
+from optimizer.results import read_groupings
+from optimizer.solve import SolverOptions
+from tests.conftest import CLI_CODE, CliRunner
+from tests.synthetic import write_synthetic
+
+STABLE = ["level", "total", "agencies", "desks", "purchases", "distance", "savings", "status"]
+
+
+def test_parse_levels_lists_and_ranges() -> None:
+    assert parse_levels("380,200,100..98,50", 382) == [380, 200, 100, 99, 98, 50]
+    assert parse_levels("all", 10) == [10, 9, 8, 7, 6, 5, 4]
+    assert parse_levels("all", 10, min_level=6, max_level=8) == [8, 7, 6]
+    assert parse_levels("default", 382) == default_levels(382)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"), [("5,x", "got 'x'"), ("0,3", "between 1 and 6"), ("9", "got [9]")]
+)
+def test_parse_levels_rejects_bad_specs(spec: str, message: str) -> None:
+    with pytest.raises(DataValidationError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_levels(spec, 6)
+
+
+def test_default_levels_are_denser_at_the_low_end() -> None:
+    levels = default_levels(382)
+    assert levels[0] == 382 and levels[-1] == 4 and 14 <= len(levels) <= 17
+    steps = [a - b for a, b in zip(levels, levels[1:], strict=False)]
+    assert steps[0] > steps[-1]
+
+
+def test_toy_curve_rows_match_single_level_solves() -> None:
+    toy = optimizer.load("toy")
+    curve = consolidation_curve(
+        toy, CurveOptions(levels=(6, 5, 4, 3), solver=SolverOptions(gap=1e-9))
+    )
+    frame = curve.to_frame()
+    assert frame["level"].tolist() == [6, 5, 4, 3]
+    for level, total in zip(frame["level"], frame["total"], strict=True):
+        assert total == pytest.approx(
+            solve_level(toy, int(level), SolverOptions(gap=1e-9)).objective
+        )
+    # The status quo is computed from every body buying alone: GBP 506,000 (tests/test_evaluate.py).
+    assert curve.status_quo == pytest.approx(506000.0) == status_quo(toy)
+    three = frame[frame["level"] == 3].iloc[0]
+    assert three["savings"] == pytest.approx(506000.0 - 467146.0)
+    assert three["savings_pct"] == pytest.approx(100 * 38854.0 / 506000.0)
+    assert three["agencies_in_northland"] == 2 and three["agencies_in_southland"] == 1
+
+
+def test_curve_records_infeasible_levels(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    curve = consolidation_curve(optimizer.load("toy"), CurveOptions(levels=(4, 2)), out)
+    frame = curve.to_frame()
+    assert frame.set_index("level").loc[2, "status"] == "infeasible"
+    assert not (out / "groupings" / "level-2.csv").exists()
+    written = pd.read_csv(out / "curve.csv")
+    assert written["level"].tolist() == [4, 2]
+    assert written.columns[:12].tolist() == [
+        "level",
+        "total",
+        "agencies",
+        "desks",
+        "purchases",
+        "distance",
+        "savings",
+        "savings_pct",
+        "lower_bound",
+        "gap",
+        "status",
+        "seconds",
+    ]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["recommended_level"] == 4
+    assert summary["status_quo_total"] == pytest.approx(506000.0)
+
+
+@pytest.fixture
+def synthetic(tmp_path: Path) -> Path:
+    return write_synthetic(tmp_path / "data", n_bodies=30)
+
+
+def _run(folder: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
+    args = [
+        "curve",
+        "--data",
+        str(folder),
+        "--model",
+        str(folder / "model.toml"),
+        "--out",
+        str(out),
+    ]
+    return subprocess.Popen(
+        [sys.executable, "-c", CLI_CODE, *args, "--levels", "all", "--gap", "1e-9", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_killed_run_resumes_to_the_same_curve(synthetic: Path, tmp_path: Path) -> None:
+    whole = _run(synthetic, tmp_path / "whole")
+    assert whole.wait(timeout=600) == 0, whole.stderr.read() if whole.stderr else ""
+    killed_out = tmp_path / "killed"
+    killed = _run(synthetic, killed_out)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(list((killed_out / "levels").glob("*.json"))) < 3:
+        time.sleep(0.05)
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=60)
+    finished = len(list((killed_out / "levels").glob("*.json")))
+    assert 3 <= finished < 27, "the run should have been stopped part way"
+    resumed = _run(synthetic, killed_out, "--resume")
+    assert resumed.wait(timeout=600) == 0, resumed.stderr.read() if resumed.stderr else ""
+    a = pd.read_csv(tmp_path / "whole" / "curve.csv")[STABLE]
+    b = pd.read_csv(killed_out / "curve.csv")[STABLE]
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-9)
+
+
+def test_every_grouping_file_re_evaluates_to_its_row(synthetic: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = _run(synthetic, out)
+    assert proc.wait(timeout=600) == 0
+    instance = optimizer.load_instance(synthetic, optimizer.load_model(synthetic / "model.toml"))
+    curve = pd.read_csv(out / "curve.csv")
+    solved = curve[curve["status"] == "optimal"]
+    assert len(solved) >= 20
+    assert set(curve.loc[curve["status"] != "optimal", "status"]) <= {"infeasible"}
+    for row in solved.itertuples(index=False):
+        check = evaluate(instance, read_groupings(out / "groupings" / f"level-{row.level}.csv"))
+        assert check.feasible
+        assert check.level == row.level
+        assert check.total == pytest.approx(row.total, rel=1e-9)
+        assert row.lower_bound <= row.total * (1 + 1e-9)
+
+
+def test_resume_refuses_other_options_and_a_plain_rerun_refuses(
+    cli: CliRunner, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    assert cli("curve", "--data", "toy", "--out", out, "--levels", "6,4")[0] == 0
+    code, _, stderr = cli("curve", "--data", "toy", "--out", out, "--levels", "6,4")
+    assert code == 2 and "holds a run already: add --resume" in stderr
+    code, _, stderr = cli(
+        "curve", "--data", "toy", "--out", out, "--levels", "6,4", "--resume", "--gap", "0.01"
+    )
+    assert code == 2 and "the inputs or options differ" in stderr
+    code, stdout, _ = cli("curve", "--data", "toy", "--out", out, "--levels", "6,4,3", "--resume")
+    assert code == 0 and "467.1" in stdout
+    assert sorted(p.name for p in (out / "groupings").iterdir()) == [
+        "level-3.csv",
+        "level-4.csv",
+        "level-6.csv",
+    ]
