@@ -22,6 +22,8 @@ import pandas as pd
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError, SolverError
 from optimizer.evaluate import Evaluation, evaluate
 from optimizer.formulation import (
+    MatrixModel,
+    Rows,
     Structure,
     build_compact,
     build_master,
@@ -287,7 +289,55 @@ class LevelSolver:
             if rounded is not None and (best is None or rounded.cost < best.cost):
                 stats["cuts"] += self.seed(rounded)
                 best = rounded
+        if best is None and level is not None:
+            best = self.cover(level, _remaining(limit, began))
+            if best is not None:
+                stats["cuts"] += self.seed(best)
         return best, bound
+
+    def cover(self, level: int, time_limit: float | None = None) -> Assignment | None:
+        """A feasible grouping at ``level`` from a covering MIP, or None.
+
+        Every client needs an open site it may buy from (its host's included);
+        among such sets of ``level`` sites, open the ones hosting most spend.
+        Near the smallest feasible level, greedy moves get stuck and this finds
+        a start.
+        """
+        st = self.st
+        rows = Rows()
+        seen: set[bytes] = set()
+        for i in range(st.n_clients):
+            sites = np.unique(
+                np.r_[
+                    st.copy_site[st.lst_copy[st.ptr[i] : st.ptr[i + 1]]],
+                    st.copy_site[st.host_copy[st.host_ptr[i] : st.host_ptr[i + 1]]],
+                ]
+            )
+            key = sites.tobytes()
+            if key not in seen:
+                seen.add(key)
+                rows.add(sites, np.ones(len(sites)), 1.0, np.inf)
+        rows.add(np.arange(st.n_sites), np.ones(st.n_sites), level, level)
+        hosted = np.zeros(st.n_sites)
+        has = st.client_host >= 0
+        np.add.at(hosted, st.client_host[has], st.client_spend[has])
+        upper = np.where(st.fixed_closed | unhostable(st), 0.0, 1.0)
+        lower = st.must_open.astype(float)
+        model = MatrixModel(
+            -hosted / max(hosted.max(), 1.0),
+            lower,
+            upper,
+            np.ones(st.n_sites, dtype=bool),
+            rows.csr(st.n_sites),
+            np.array(rows.lo),
+            np.array(rows.hi),
+        )
+        out = backend(model, SolverOptions(gap=1e-2, threads=self.options.threads)).solve(
+            time_limit
+        )
+        if out.values is None:
+            return None
+        return self.assigner.assign(out.values > 0.5)
 
     def seed(self, grouping: Assignment) -> int:
         """Add the cuts that are tight at a known grouping; return how many.

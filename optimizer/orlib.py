@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy.sparse.csgraph import csgraph_from_dense, shortest_path
 
-from optimizer.engine import SolveResult
 from optimizer.instance import Instance
 from optimizer.model import Category, Model, Scenario
+
+if TYPE_CHECKING:
+    from optimizer.engine import SolveResult
 
 ORLIB_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "benchmarks" / "orlib"
 """Where the data lives in a checkout: ``shared/`` next to the repository."""
@@ -63,16 +66,21 @@ def orlib_model() -> Model:
     return Model(scenario, {CATEGORY: category})
 
 
-def read_pmed(path: Path | str) -> tuple[Instance, int]:
+def read_pmed(path: Path | str, spend: float = PMED_SPEND) -> tuple[Instance, int]:
     """Read an OR-Library p-median file (``pmed1.txt`` ... ``pmed40.txt``).
 
-    Every vertex is a body with spend 1e6 and a candidate site hosted by
-    itself, so the engine's total minus ``n * 1e6`` is the p-median objective.
+    Every vertex is a body with spend 1e6 (MODEL.md's p-median special case)
+    and a candidate site hosted by itself, so the engine's total minus
+    ``n * 1e6`` is the p-median objective.
 
     Parameters
     ----------
     path : path-like
         The instance file: ``n m p``, then ``m`` lines ``i j c``.
+    spend : float, optional
+        Every body's spend; distances are scaled by ``1e6 / spend`` so the
+        objective is the same. Only the size of the constant total spend
+        changes (a check of the solver's numerics).
 
     Returns
     -------
@@ -90,9 +98,11 @@ def read_pmed(path: Path | str) -> tuple[Instance, int]:
     n, p, edges = read_pmed_edges(path)
     distances = shortest_paths(n, edges, path.name)
     ids = [str(v) for v in range(1, n + 1)]
-    spend = np.full(n, PMED_SPEND)
-    scaled = distances * PMED_SPEND / spend[:, None]
-    instance = _hosted_instance(path.stem, ids, np.zeros((n, 2)), spend, scaled)
+    if not spend > 0:
+        raise ValueError("spend must be positive")
+    spends = np.full(n, float(spend))
+    scaled = distances * 1e6 / spends[:, None]
+    instance = _hosted_instance(path.stem, ids, np.zeros((n, 2)), spends, scaled)
     return instance, p
 
 

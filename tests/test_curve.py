@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -50,7 +51,7 @@ def test_parse_levels_rejects_bad_specs(spec: str, message: str) -> None:
 def test_default_levels_are_denser_at_the_low_end() -> None:
     levels = default_levels(382)
     assert levels[0] == 382 and levels[-1] == 4 and 14 <= len(levels) <= 17
-    steps = [a - b for a, b in zip(levels, levels[1:], strict=False)]
+    steps = [a - b for a, b in itertools.pairwise(levels)]
     assert steps[0] > steps[-1]
 
 

@@ -1,0 +1,99 @@
+"""Benchmark: the consolidation curve on uk-councils, against the classical model in pulp.
+
+Prints a table and writes the ``curve`` section of BENCHMARKS.md. The baseline
+runs in the same process: the straightforward approach, the compact model
+(every allowed body-site-band assignment as a variable) built in pulp and
+solved level by level from scratch with pulp's HiGHS, on a few levels.
+
+    python benchmarks/curve.py --time-limit 10 --classical-levels 282 --classical-time-limit 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import common
+import pulp
+
+import optimizer
+from optimizer.curve import CurveOptions, consolidation_curve, default_levels, parse_levels
+from optimizer.engine import LevelSolver, precheck
+from optimizer.formulation import build_compact, structure
+from optimizer.solve import SolverOptions, to_pulp
+
+PACKAGES = ("highspy", "pulp", "numpy", "pandas", "networkx")
+
+
+def classical(instance: optimizer.Instance, level: int, limit: float) -> dict[str, object]:
+    """Build the compact model in pulp and solve it with pulp's HiGHS; time both."""
+    began = time.perf_counter()
+    opened = closed = instance.sites["status"].to_numpy() == "__none__"
+    precheck(instance, level, opened, closed)
+    st = structure(instance)
+    model, _ = build_compact(st, level, whole_body=False)
+    problem, _ = to_pulp(model, [])
+    built = time.perf_counter() - began
+    solver = pulp.HiGHS(msg=False, timeLimit=limit, gapRel=1e-4)
+    problem.solve(solver)
+    total = time.perf_counter() - began
+    value = pulp.value(problem.objective)
+    return {
+        "build": built, "total": total, "status": pulp.LpStatus[problem.status],
+        "objective": float(value) if value is not None else math.nan,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--levels", default="default")
+    parser.add_argument("--time-limit", type=float, default=10.0, help="seconds per level (ours)")
+    parser.add_argument("--classical-levels", default="282", help="levels for the pulp baseline")
+    parser.add_argument("--classical-time-limit", type=float, default=300.0)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    instance = optimizer.load("uk-councils")
+    levels = parse_levels(args.levels, len(instance.bodies))
+    options = CurveOptions(levels=tuple(levels), solver=SolverOptions(time_limit=args.time_limit))
+    began = time.perf_counter()
+    curve = consolidation_curve(instance, options)
+    wall = time.perf_counter() - began
+    frame = curve.to_frame()
+    rows = []
+    for row in frame.to_dict("records"):
+        rows.append([row["level"], f"{row['total'] / 1e6:,.1f}", f"{row['lower_bound'] / 1e6:,.1f}",
+                     f"{row['gap']:.2e}", row["status"], f"{row['seconds']:.1f}"])
+    table = common.markdown_table(["level", "total GBP m", "bound GBP m", "gap", "status", "s"], rows)
+    compare = []
+    for level in [int(k) for k in args.classical_levels.split(",") if k]:
+        ours_started = time.perf_counter()
+        ours = LevelSolver(instance, SolverOptions(time_limit=args.time_limit)).solve(level)
+        ours_s = time.perf_counter() - ours_started
+        base = classical(instance, level, args.classical_time_limit)
+        compare.append([level, f"{ours.objective / 1e6:,.1f}", f"{ours.gap:.2e}", f"{ours_s:.1f}",
+                        f"{base['objective'] / 1e6:,.1f}", base["status"], f"{base['build']:.1f}",
+                        f"{base['total']:.1f}", f"{base['total'] / ours_s:.1f}"])
+    versus = common.markdown_table(
+        ["level", "ours GBP m", "ours gap", "ours s", "classical GBP m", "classical status",
+         "classical build s", "classical s", "classical/ours"], compare)
+    body = (
+        "## Consolidation curve, uk-councils\n\n"
+        f"Command: `python benchmarks/curve.py --levels {args.levels} --time-limit {args.time_limit:g}"
+        f" --classical-levels {args.classical_levels} --classical-time-limit {args.classical_time_limit:g}`  \n"
+        f"{common.environment(PACKAGES)}\n\n"
+        f"{len(levels)} levels ({'the default set' if levels == default_levels(len(instance.bodies)) else args.levels})"
+        f" in {wall:.1f} s wall, {args.time_limit:g} s limit per level, one process.\n\n"
+        f"{table}\n\n"
+        "Baseline in the same process: the compact model built in pulp and solved by pulp's HiGHS"
+        " from scratch at each level, against one level solved by the engine alone (its own"
+        " start-up included, no curve warm start).\n\n"
+        f"{versus}\n"
+    )
+    print(body)
+    if not args.no_write:
+        common.write_section("curve", body)
+
+
+if __name__ == "__main__":
+    main()
