@@ -40,7 +40,9 @@ def classical(instance: optimizer.Instance, level: int, limit: float) -> dict[st
     total = time.perf_counter() - began
     value = pulp.value(problem.objective)
     return {
-        "build": built, "total": total, "status": pulp.LpStatus[problem.status],
+        "build": built,
+        "total": total,
+        "status": pulp.LpStatus[problem.status],
         "objective": float(value) if value is not None else math.nan,
     }
 
@@ -62,28 +64,64 @@ def main() -> None:
     frame = curve.to_frame()
     rows = []
     for row in frame.to_dict("records"):
-        rows.append([row["level"], f"{row['total'] / 1e6:,.1f}", f"{row['lower_bound'] / 1e6:,.1f}",
-                     f"{row['gap']:.2e}", row["status"], f"{row['seconds']:.1f}"])
-    table = common.markdown_table(["level", "total GBP m", "bound GBP m", "gap", "status", "s"], rows)
+        rows.append(
+            [
+                row["level"],
+                f"{row['total'] / 1e6:,.1f}",
+                f"{row['lower_bound'] / 1e6:,.1f}",
+                f"{row['gap']:.2e}",
+                row["status"],
+                f"{row['seconds']:.1f}",
+            ]
+        )
+    table = common.markdown_table(
+        ["level", "total GBP m", "bound GBP m", "gap", "status", "s"], rows
+    )
     compare = []
     for level in [int(k) for k in args.classical_levels.split(",") if k]:
         ours_started = time.perf_counter()
         ours = LevelSolver(instance, SolverOptions(time_limit=args.time_limit)).solve(level)
         ours_s = time.perf_counter() - ours_started
         base = classical(instance, level, args.classical_time_limit)
-        compare.append([level, f"{ours.objective / 1e6:,.1f}", f"{ours.gap:.2e}", f"{ours_s:.1f}",
-                        f"{base['objective'] / 1e6:,.1f}", base["status"], f"{base['build']:.1f}",
-                        f"{base['total']:.1f}", f"{base['total'] / ours_s:.1f}"])
+        compare.append(
+            [
+                level,
+                f"{ours.objective / 1e6:,.1f}",
+                f"{ours.gap:.2e}",
+                f"{ours_s:.1f}",
+                f"{base['objective'] / 1e6:,.1f}",
+                base["status"],
+                f"{base['build']:.1f}",
+                f"{base['total']:.1f}",
+                f"{base['total'] / ours_s:.1f}",
+            ]
+        )
     versus = common.markdown_table(
-        ["level", "ours GBP m", "ours gap", "ours s", "classical GBP m", "classical status",
-         "classical build s", "classical s", "classical/ours"], compare)
+        [
+            "level",
+            "ours GBP m",
+            "ours gap",
+            "ours s",
+            "classical GBP m",
+            "classical status",
+            "classical build s",
+            "classical s",
+            "classical/ours",
+        ],
+        compare,
+    )
+    command = (
+        f"python benchmarks/curve.py --levels {args.levels} --time-limit {args.time_limit:g}"
+        f" --classical-levels {args.classical_levels}"
+        f" --classical-time-limit {args.classical_time_limit:g}"
+    )
+    which = "the default set" if levels == default_levels(len(instance.bodies)) else args.levels
     body = (
         "## Consolidation curve, uk-councils\n\n"
-        f"Command: `python benchmarks/curve.py --levels {args.levels} --time-limit {args.time_limit:g}"
-        f" --classical-levels {args.classical_levels} --classical-time-limit {args.classical_time_limit:g}`  \n"
+        f"Command: `{command}`  \n"
         f"{common.environment(PACKAGES)}\n\n"
-        f"{len(levels)} levels ({'the default set' if levels == default_levels(len(instance.bodies)) else args.levels})"
-        f" in {wall:.1f} s wall, {args.time_limit:g} s limit per level, one process.\n\n"
+        f"{len(levels)} levels ({which}) in {wall:.1f} s wall,"
+        f" {args.time_limit:g} s limit per level, one process.\n\n"
         f"{table}\n\n"
         "Baseline in the same process: the compact model built in pulp and solved by pulp's HiGHS"
         " from scratch at each level, against one level solved by the engine alone (its own"

@@ -402,6 +402,10 @@ def _site_hosts(frame: pd.DataFrame, bodies: pd.DataFrame | None, problems: Prob
     unknown = (hosts != "") & ~hosts.isin(bodies["body_id"])
     for i in np.flatnonzero(unknown.to_numpy()):
         problems.add("sites.csv", int(i) + 2, "body_id", f"unknown body {hosts.iloc[i]!r}")
+    twice = (hosts != "") & hosts.duplicated()
+    for i in np.flatnonzero(twice.to_numpy()):
+        message = f"body {hosts.iloc[i]!r} hosts another site already; a body hosts at most one"
+        problems.add("sites.csv", int(i) + 2, "body_id", message)
 
 
 def _site_status(frame: pd.DataFrame, problems: Problems) -> None:

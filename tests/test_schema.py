@@ -460,3 +460,18 @@ def test_infinite_radius_means_unlimited(tmp_path: Path, toy_model_path: Path) -
     path = tmp_path / "model.toml"
     path.write_text(text, encoding="utf-8")
     assert load_model(path).categories["care"].radius_km == math.inf
+
+
+def test_a_body_hosting_two_sites_is_rejected(toy_folder, toy_model) -> None:
+    (toy_folder / "sites.csv").write_text(
+        "site_id,name,nation,x_km,y_km,body_id\n"
+        "a1,Alderley,Northland,0,0,a1\n"
+        "a1b,Alderley annex,Northland,1,0,a1\n"
+        "s1,Eastwick,Southland,0,-40,s1\n"
+    )
+    with pytest.raises(DataValidationError) as err:
+        load_instance(toy_folder, toy_model)
+    assert (
+        "(sites.csv, row 3, column 'body_id') | body 'a1' hosts another site already;"
+        " a body hosts at most one"
+    ) in str(err.value)
