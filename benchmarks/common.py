@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -58,6 +59,25 @@ def versions(names: Iterable[str]) -> dict[str, str]:
     return out
 
 
+def revision(paths: Sequence[str] = ("optimizer",)) -> str:
+    """The git commit of the checkout, noting uncommitted changes under ``paths``.
+
+    Uses read-only git commands; "unknown" outside a git checkout.
+    """
+    try:
+        head = _git("rev-parse", "--short", "HEAD").strip()
+        dirty = _git("status", "--porcelain", "--", *paths)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    files = [line[3:] for line in dirty.splitlines() if line.strip()]
+    return head + (f" (uncommitted changes in {', '.join(files)})" if files else "")
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True)
+    return done.stdout
+
+
 def today() -> str:
     """Today's date, ISO format (local time)."""
     return dt.date.today().isoformat()
@@ -69,7 +89,7 @@ def environment(packages: Iterable[str]) -> str:
     pkgs = ", ".join(f"{k} {v}" for k, v in versions(packages).items())
     return (
         f"Run on {today()}: {m['platform']}, {m['cpu']}, {m['cpus']} CPUs,"
-        f" Python {m['python']}.  \nPackages: {pkgs}."
+        f" Python {m['python']}.  \nPackages: {pkgs}.  \nCode: commit {revision()}."
     )
 
 

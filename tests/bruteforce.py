@@ -134,10 +134,13 @@ def options(data: Data, groups: list[list[int]], open_set: Sequence[int]) -> lis
         b = int(data.client_body[clients[0]])
         own = [j for j in open_set if data.site_host[j] == b]
         candidates = own if own else list(open_set)  # rule 1
-        out.append([
-            j for j in candidates
-            if all(allowed(data, b, int(data.client_cat[i]), j) for i in clients)
-        ])
+        out.append(
+            [
+                j
+                for j in candidates
+                if all(allowed(data, b, int(data.client_cat[i]), j) for i in clients)
+            ]
+        )
     return out
 
 
@@ -153,13 +156,12 @@ def count(instance, level: int | None) -> int:
     """How many assignments :func:`solve` enumerates at ``level``."""
     data = read(instance)
     groups = units(data)
-    return sum(
-        math.prod(len(o) for o in options(data, groups, a)) for a in open_sets(data, level)
-    )
+    return sum(math.prod(len(o) for o in options(data, groups, a)) for a in open_sets(data, level))
 
 
-def _best_of(data: Data, groups: list[list[int]], open_set: tuple[int, ...],
-             opts: list[list[int]]) -> tuple[float, np.ndarray | None, int]:
+def _best_of(
+    data: Data, groups: list[list[int]], open_set: tuple[int, ...], opts: list[list[int]]
+) -> tuple[float, np.ndarray | None, int]:
     """The cheapest capacity-feasible assignment with exactly ``open_set`` open."""
     shape = tuple(len(o) for o in opts)
     total = math.prod(shape)
@@ -169,8 +171,12 @@ def _best_of(data: Data, groups: list[list[int]], open_set: tuple[int, ...],
     spend = data.client_spend
     fixed = float(data.fixed[sites].sum())
     # distance cost of each client at each open site, (clients, k)
-    dcost = (data.dist_rate[data.client_cat][:, None] * spend[:, None] / 1e6
-             * data.dist[data.client_body][:, sites])
+    dcost = (
+        data.dist_rate[data.client_cat][:, None]
+        * spend[:, None]
+        / 1e6
+        * data.dist[data.client_body][:, sites]
+    )
     # each unit's options as local positions into ``sites``
     local = [np.array([open_set.index(j) for j in o], dtype=np.int64) for o in opts]
     best_cost, best_row = math.inf, None
@@ -224,8 +230,9 @@ def solve(instance, level: int | None) -> Solution | None:
     cost, open_set, row = best
     assignment = {
         (data.bodies[b], data.cats[c]): data.sites[j]
-        for b, c, j in zip(data.client_body.tolist(), data.client_cat.tolist(), row.tolist(),
-                           strict=True)
+        for b, c, j in zip(
+            data.client_body.tolist(), data.client_cat.tolist(), row.tolist(), strict=True
+        )
     }
     opened = tuple(data.sites[j] for j in open_set)
     problems = check(instance, assignment, opened)
@@ -243,9 +250,15 @@ def check(instance, assignment: dict[tuple[str, str], str], opened: Sequence[str
     cats = {c: i for i, c in enumerate(data.cats)}
     opened_set = set(opened)
     problems = []
-    pairs = {(data.bodies[b], data.cats[c]): s for b, c, s in zip(
-        data.client_body.tolist(), data.client_cat.tolist(), data.client_spend.tolist(),
-        strict=True)}
+    pairs = {
+        (data.bodies[b], data.cats[c]): s
+        for b, c, s in zip(
+            data.client_body.tolist(),
+            data.client_cat.tolist(),
+            data.client_spend.tolist(),
+            strict=True,
+        )
+    }
     if set(assignment) != set(pairs):
         problems.append("the grouping does not cover exactly the pairs with spend")
     load: dict[str, float] = {}
@@ -267,8 +280,9 @@ def check(instance, assignment: dict[tuple[str, str], str], opened: Sequence[str
         if v > data.capacity[sites[site]] * (1 + 1e-9) + 1e-6:
             problems.append(f"rule 4: {site} buys {v} > {data.capacity[sites[site]]}")
     if not data.split:
-        problems += [f"rule 5: {b} split over {sorted(s)}" for b, s in agencies.items()
-                     if len(s) > 1]
+        problems += [
+            f"rule 5: {b} split over {sorted(s)}" for b, s in agencies.items() if len(s) > 1
+        ]
     return problems
 
 
@@ -278,9 +292,15 @@ def cost_of(instance, assignment: dict[tuple[str, str], str], opened: Sequence[s
     sites = {s: j for j, s in enumerate(data.sites)}
     bodies = {b: i for i, b in enumerate(data.bodies)}
     cats = {c: i for i, c in enumerate(data.cats)}
-    spend = {(data.bodies[b], data.cats[c]): s for b, c, s in zip(
-        data.client_body.tolist(), data.client_cat.tolist(), data.client_spend.tolist(),
-        strict=True)}
+    spend = {
+        (data.bodies[b], data.cats[c]): s
+        for b, c, s in zip(
+            data.client_body.tolist(),
+            data.client_cat.tolist(),
+            data.client_spend.tolist(),
+            strict=True,
+        )
+    }
     all_open = set(opened) | set(assignment.values())
     agencies = sum(float(data.fixed[sites[s]]) for s in all_open)
     volume: dict[tuple[str, int], float] = {}

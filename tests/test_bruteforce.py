@@ -71,7 +71,8 @@ def _spend(rng: np.random.Generator, bodies: list[str]) -> pd.DataFrame:
         rows.append((bodies[0], "ict", 250_000.0))
         rows.append((bodies[-1], "fm", 120_000.0))
     return pd.DataFrame(rows, columns=["body_id", "category", "spend"]).drop_duplicates(
-        ["body_id", "category"])
+        ["body_id", "category"]
+    )
 
 
 def _sites(rng: np.random.Generator, bodies: pd.DataFrame, layout: str) -> pd.DataFrame:
@@ -80,8 +81,9 @@ def _sites(rng: np.random.Generator, bodies: pd.DataFrame, layout: str) -> pd.Da
     if layout == "bodies":
         for b in ids:
             fixed = np.nan if rng.random() < 0.6 else float(round(rng.uniform(0, 50_000)))
-            rows.append((b, b, bodies.at[b, "nation"], bodies.at[b, "x_km"],
-                         bodies.at[b, "y_km"], fixed, b))
+            rows.append(
+                (b, b, bodies.at[b, "nation"], bodies.at[b, "x_km"], bodies.at[b, "y_km"], fixed, b)
+            )
     hosts = []
     if layout == "mixed":
         hosts = sorted(rng.choice(ids, size=int(rng.integers(1, 4)), replace=False).tolist())
@@ -101,10 +103,20 @@ def _sites(rng: np.random.Generator, bodies: pd.DataFrame, layout: str) -> pd.Da
             fixed = np.nan if rng.random() < 0.25 else float(round(rng.uniform(0, 60_000)))
             # the first two separate sites serve one nation each
             nation = ("north", "south")[n] if n < 2 else str(rng.choice(["north", "south"]))
-            rows.append((f"s{n}", f"Site {n}", nation,
-                         float(rng.uniform(0, 100)), float(rng.uniform(0, 100)), fixed, ""))
-    frame = pd.DataFrame(rows, columns=["site_id", "name", "nation", "x_km", "y_km",
-                                        "fixed_cost", "body_id"])
+            rows.append(
+                (
+                    f"s{n}",
+                    f"Site {n}",
+                    nation,
+                    float(rng.uniform(0, 100)),
+                    float(rng.uniform(0, 100)),
+                    fixed,
+                    "",
+                )
+            )
+    frame = pd.DataFrame(
+        rows, columns=["site_id", "name", "nation", "x_km", "y_km", "fixed_cost", "body_id"]
+    )
     frame["capacity"] = np.nan
     frame["status"] = "candidate"
     frame = frame.set_index("site_id")
@@ -119,8 +131,12 @@ def make_instance(seed: int) -> Instance:
     ids = [f"b{i}" for i in range(n_bodies)]
     nations = rng.choice(["north", "south"], size=n_bodies, p=[0.65, 0.35])
     bodies = pd.DataFrame(
-        {"name": [f"Body {i}" for i in range(n_bodies)], "nation": nations,
-         "x_km": rng.uniform(0, 100, n_bodies), "y_km": rng.uniform(0, 100, n_bodies)},
+        {
+            "name": [f"Body {i}" for i in range(n_bodies)],
+            "nation": nations,
+            "x_km": rng.uniform(0, 100, n_bodies),
+            "y_km": rng.uniform(0, 100, n_bodies),
+        },
         index=pd.Index(ids, name="body_id"),
     )
     sites = _sites(rng, bodies, layout)
@@ -136,12 +152,17 @@ def make_instance(seed: int) -> Instance:
         if rng.random() < 0.4:
             radius = float(rng.uniform(0.6, 1.0) * distances.max())
         categories[c] = Category(
-            c, desk_cost=float(round(rng.uniform(2_000, 25_000))),
-            distance_cost=float(round(rng.uniform(200, 3_000))), radius_km=radius,
+            c,
+            desk_cost=float(round(rng.uniform(2_000, 25_000))),
+            distance_cost=float(round(rng.uniform(200, 3_000))),
+            radius_km=radius,
             bands=_bands(rng, total),
         )
-    scenario = Scenario(agency_fixed_cost=float(round(rng.uniform(5_000, 50_000))),
-                        same_nation=same_nation, split_categories=split)
+    scenario = Scenario(
+        agency_fixed_cost=float(round(rng.uniform(5_000, 50_000))),
+        same_nation=same_nation,
+        split_categories=split,
+    )
     model = Model(scenario, categories)
     edges = pd.DataFrame({"source": [], "target": [], "km": []})
     instance = Instance(f"random-{seed}", bodies, sites, spend, model, distances, edges)
@@ -190,12 +211,21 @@ def _cases() -> list:
 def describe(seed: int, level: int | None) -> str:
     """The instance and both answers, for a failure message."""
     inst = instance_of(seed)
-    lines = [f"seed {seed} level {level} switches {switches(seed)}",
-             f"scenario {inst.model.scenario}"]
+    lines = [
+        f"seed {seed} level {level} switches {switches(seed)}",
+        f"scenario {inst.model.scenario}",
+    ]
     lines += [f"category {c}" for c in inst.model.categories.values()]
-    lines += ["bodies", inst.bodies.to_string(), "sites", inst.sites.to_string(),
-              "spend", inst.spend.to_string(), "distances", np.array2string(inst.distances,
-                                                                             precision=2)]
+    lines += [
+        "bodies",
+        inst.bodies.to_string(),
+        "sites",
+        inst.sites.to_string(),
+        "spend",
+        inst.spend.to_string(),
+        "distances",
+        np.array2string(inst.distances, precision=2),
+    ]
     found = brute(seed, level)
     lines.append(f"brute force: {found}")
     return "\n".join(lines)
@@ -208,18 +238,23 @@ def test_engine_matches_brute_force(seed: int, level: int | None) -> None:
     if expected is None:
         with pytest.raises(InfeasibleError):
             result = solve_level(inst, level, OPTIONS)
-            pytest.fail(f"engine found {result.objective} where no grouping exists\n"
-                        f"{result.groupings}\n{describe(seed, level)}")
+            pytest.fail(
+                f"engine found {result.objective} where no grouping exists\n"
+                f"{result.groupings}\n{describe(seed, level)}"
+            )
         return
     try:
         result = solve_level(inst, level, OPTIONS)
     except InfeasibleError as error:
-        pytest.fail(f"engine says infeasible ({error}) but the brute force found"
-                    f" {expected.total}\n{describe(seed, level)}")
+        pytest.fail(
+            f"engine says infeasible ({error}) but the brute force found"
+            f" {expected.total}\n{describe(seed, level)}"
+        )
     assert result.status == "optimal"
     assert result.objective == pytest.approx(expected.total, rel=1e-6), (
         f"engine {result.objective} {result.open_sites}\n{result.groupings}\n"
-        f"{describe(seed, level)}")
+        f"{describe(seed, level)}"
+    )
     if level is not None:
         assert len(result.open_sites) == level
     check = evaluate(inst, result.groupings, open_sites=result.open_sites)
@@ -229,7 +264,8 @@ def test_engine_matches_brute_force(seed: int, level: int | None) -> None:
     grouping = {(b, c): s for b, c, s in result.groupings.itertuples(index=False)}
     assert bruteforce.check(inst, grouping, result.open_sites) == []
     assert bruteforce.cost_of(inst, grouping, result.open_sites) == pytest.approx(
-        result.objective, rel=1e-9)
+        result.objective, rel=1e-9
+    )
 
 
 def test_instances_exercise_the_model() -> None:

@@ -90,6 +90,15 @@ def test_read_pmed_builds_a_hosted_p_median_instance() -> None:
     assert instance.distances[29, 69] <= 74.0
 
 
+def test_read_pmed_spend_only_moves_the_constant() -> None:
+    default, _ = orlib.read_pmed(ROOT / "pmed" / "pmed1.txt")
+    small, _ = orlib.read_pmed(ROOT / "pmed" / "pmed1.txt", spend=2.0)
+    assert (small.spend["spend"] == 2.0).all()
+    assert np.allclose(small.distances * 2.0, default.distances * 1e6)
+    with pytest.raises(ValueError):
+        orlib.read_pmed(ROOT / "pmed" / "pmed1.txt", spend=0.0)
+
+
 def test_capa_capacity_placeholder_parses(tmp_path: Path) -> None:
     path = ROOT / "cap" / "capa.txt"
     assert path.read_text(encoding="ascii").split()[2] == "capacity"
@@ -148,7 +157,7 @@ def test_pmed1_optimum_cbc() -> None:
     assert orlib.orlib_objective(result, instance) == pytest.approx(5819, abs=1e-6)
 
 
-@pytest.mark.parametrize("name", ["pmedcap1_1", "pmedcap1_2", "pmedcap1_4"])
+@pytest.mark.parametrize("name", ["pmedcap1_1", "pmedcap1_2", "pmedcap1_3", "pmedcap1_4"])
 def test_pmedcap_listed_value(name: str) -> None:
     instance, p, listed = orlib.read_pmedcap(ROOT / "pmedcap" / f"{name}.txt")
     assert listed == orlib.optima("pmedcap", root=ROOT).loc[name, "optimum"]
