@@ -348,7 +348,7 @@ class LevelSolver:
         st = self.st
         values = _start_vector(st, self.assigner, grouping)
         y, w, _ = _split(st, values)
-        rows, count = separate(st, y, w, np.zeros(st.n_clients))
+        rows, count = separate(st, y, w, np.full(st.n_clients, -np.inf))
         self._master().add_rows(rows)
         return count
 
@@ -376,6 +376,7 @@ class LevelSolver:
                     raise InfeasibleError(_no_grouping(None))
                 break
             bound = max(bound, out.bound)
+            count = 1
             if out.values is not None:
                 y, w, theta = _split(st, out.values)
                 best = _better(best, _from_master(st, assigner, y, w))
@@ -385,7 +386,7 @@ class LevelSolver:
             if best is not None and _gap(best.cost, bound) <= self.options.gap:
                 status = "optimal"
                 break
-            if out.status == "time_limit":
+            if out.status == "time_limit" or count == 0:
                 break
         return best, bound, status, stats
 
@@ -565,7 +566,7 @@ def _start_vector(st: Structure, assigner: Assigner, best: Assignment) -> np.nda
     copy, client_cost = assigner.copies_of(best.site)
     w = np.zeros(st.n_copies)
     w[copy] = 1.0
-    return np.r_[y, w, client_cost]
+    return np.r_[y, w, client_cost - st.floor]
 
 
 def _no_grouping(level: int | None) -> str:

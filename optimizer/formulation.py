@@ -19,24 +19,28 @@ and is not generated.
 Two formulations share these arrays.
 
 **Benders master** (:func:`build_master`, uncapacitated, categories split):
-``y[j]``, ``w[a]`` binary and ``theta[i] >= 0``::
+``y[j]``, ``w[a]`` binary and ``theta[i] >= 0``, client ``i``'s cost above
+its floor ``f_i`` (its cheapest allowed copy; the floors are a constant
+offset, which keeps the master's numbers on the scale of the decisions)::
 
-    min  sum_j fixed[j] y[j] + sum_a (desk[c] + b_t) w[a] + sum_i theta[i]
+    min  sum_i f_i + sum_j fixed[j] y[j] + sum_a (desk[c] + b_t) w[a] + sum_i theta[i]
     s.t. sum_t w[j,c,t] <= y[j]                one band per agency and category
          sum_t w[s,c,t]  = y[s]                the host of s buys every c it has there
-         theta[i] >= sum_t cost[i,(s,c,t)] w[s,c,t]     host clients of site s
          sum_j y[j] = k                        the level (a free row in "best" mode)
 
-and optimality cuts added as they are violated (:func:`separate`): with
-client ``i``'s other copies sorted by cost ``c_1 <= c_2 <= ...``, for any
-position ``p``::
+and cuts added as they are violated (:func:`separate`). Client ``i``'s cost
+for given ``(y, w)`` is the LP ``min sum_a c_a x_a``, ``sum_a x_a = 1``,
+``x_a <= w_a``, and ``sum_{a at s} x_a >= y[s]`` when its body hosts site
+``s``; its dual, read off by filling copies cheapest first, gives::
 
-    theta[i] >= c_p (1 - y[s_i]) - sum_{q < p} (c_p - c_q) w[a_q]
+    theta[i] + f_i >= u + z y[s] - sum_{a not at s} (u - c_a)^+ w[a]
+                                 - sum_{a at s} (u + z - c_a)^+ w[a]
 
-(the ``y[s_i]`` term only for a client whose body hosts site ``s_i``), and the
-feasibility cut ``y[s_i] + sum_q w[a_q] >= 1``. These are the radius/Benders
-cuts of Duran-Mateluna, Ales & Elloumi (2023) over band copies; at an integer
-point the most violated one is tight, so the loop ends at an exact optimum.
+and, when the copies cannot cover the client, the feasibility cut
+``y[s] + sum_{a not at s} w[a] >= 1``. Without a host these are the radius
+cuts of Duran-Mateluna, Ales & Elloumi (2023), here over band copies; they
+describe exactly the projection of the compact model's LP, and at an integer
+point the cut is tight, so the loop ends at an exact optimum.
 
 **Compact model** (:func:`build_compact`, used with capacities or the
 whole-body rule): as above plus ``x[i, a]`` for allowed pairs::
@@ -51,6 +55,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -107,6 +112,11 @@ class Structure:
     fixed_open: np.ndarray
     fixed_closed: np.ndarray
     n_bodies: int
+
+    @cached_property
+    def floor(self) -> np.ndarray:
+        """Each client's cheapest allowed copy: a lower bound on its cost."""
+        return _cheapest(self)
 
     @property
     def must_open(self) -> np.ndarray:
@@ -298,6 +308,7 @@ class MatrixModel:
     row_hi: np.ndarray
     names: list[str] = field(default_factory=list, repr=False)
     level_row: int = -1
+    offset: float = 0.0
 
 
 class Rows:
@@ -336,7 +347,6 @@ def build_master(st: Structure, level: int | None) -> MatrixModel:
     theta0 = n_s + n_a
     rows = Rows()
     _link_rows(st, rows)
-    _host_rows(st, rows, theta0)
     level_row = len(rows)
     rows.add(np.arange(n_s), np.ones(n_s), *level_bounds(level, n_s))
     upper = np.ones(n_s + n_a + n_i)
@@ -344,7 +354,7 @@ def build_master(st: Structure, level: int | None) -> MatrixModel:
     upper[:n_s][st.fixed_closed | unhostable(st)] = 0.0
     lower = np.zeros_like(upper)
     lower[:n_s][st.must_open] = 1.0
-    lower[theta0:] = _cheapest(st)
+    lower[theta0:] = 0.0
     cost = np.r_[st.site_fixed, st.copy_fixed, np.ones(n_i)]
     integer = np.r_[np.ones(n_s + n_a, dtype=bool), np.zeros(n_i, dtype=bool)]
     return MatrixModel(
@@ -356,6 +366,7 @@ def build_master(st: Structure, level: int | None) -> MatrixModel:
         np.array(rows.lo),
         np.array(rows.hi),
         level_row=level_row,
+        offset=float(st.floor.sum()),
     )
 
 
@@ -378,18 +389,6 @@ def _link_rows(st: Structure, rows: Rows) -> None:
         hi = 0.0
         lo = 0.0 if (site, int(st.copy_cat[a])) in forced else -np.inf
         rows.add(np.r_[st.n_sites + np.arange(a, b), site], np.r_[np.ones(b - a), -1.0], lo, hi)
-
-
-def _host_rows(st: Structure, rows: Rows, theta0: int) -> None:
-    """``theta[i] >= sum_t cost[i,(s,c,t)] w[s,c,t]`` for clients whose body hosts s."""
-    for i in np.flatnonzero(st.host_ptr[1:] > st.host_ptr[:-1]):
-        seg = slice(st.host_ptr[i], st.host_ptr[i + 1])
-        rows.add(
-            np.r_[theta0 + i, st.n_sites + st.host_copy[seg]],
-            np.r_[1.0, -st.host_cost[seg]],
-            0.0,
-            np.inf,
-        )
 
 
 def unhostable(st: Structure) -> np.ndarray:
@@ -415,6 +414,9 @@ def separate(
     st: Structure, y: np.ndarray, w: np.ndarray, theta: np.ndarray, rel_tol: float = 1e-7
 ) -> tuple[Rows, int]:
     """Return the most violated Benders cut of every client, and how many.
+
+    ``theta`` is each client's cost above its floor (its cheapest allowed
+    copy), the master's cost variable; cuts are stated in the same terms.
 
     Client ``i``'s cost, for given ``(y, w)``, is the LP ``min sum_a c_a x_a``
     with ``sum_a x_a = 1``, ``x_a <= w_a`` and, when its body hosts site
@@ -484,8 +486,8 @@ def _optimality_cut(
     z = max(0.0, float(used.max()) - u) if (len(used) and y_s > TOLERANCE) else 0.0
     o_coef = np.maximum(u - o_cost, 0.0)
     h_coef = np.maximum(u + z - h_cost, 0.0)
-    rhs = u + z * y_s - float(o_coef @ w[o_copy]) - float(h_coef @ w[h_copy])
-    if rhs <= theta + rel_tol * max(1.0, abs(rhs)):
+    rhs = u + z * y_s - float(o_coef @ w[o_copy]) - float(h_coef @ w[h_copy]) - st.floor[i]
+    if rhs <= theta + rel_tol * max(1.0, abs(rhs) + st.floor[i]):
         return 0
     keep_o, keep_h = o_coef > 0, h_coef > 0
     cols = np.r_[
@@ -494,7 +496,7 @@ def _optimality_cut(
     vals = np.r_[1.0, o_coef[keep_o], h_coef[keep_h]]
     if z > 0:
         cols, vals = np.r_[cols, st.client_host[i]], np.r_[vals, -z]
-    rows.add(cols, vals, u, np.inf)
+    rows.add(cols, vals, u - st.floor[i], np.inf)
     return 1
 
 

@@ -61,6 +61,7 @@ class HighsBackend:
         csc = model.matrix.tocsc()
         lp.num_col_, lp.num_row_ = csc.shape[1], csc.shape[0]
         lp.col_cost_, lp.col_lower_, lp.col_upper_ = model.cost, model.lower, model.upper
+        lp.offset_ = model.offset
         lp.row_lower_, lp.row_upper_ = model.row_lo, model.row_hi
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = (
@@ -125,7 +126,7 @@ class HighsBackend:
         if status == kinds.kOptimal:
             return Outcome("optimal", values, objective, bound if mip else objective)
         stopped = (kinds.kTimeLimit, kinds.kInterrupt, kinds.kSolutionLimit, kinds.kIterationLimit)
-        if status in stopped or (status == kinds.kUnknown and mip):
+        if status in stopped or status == kinds.kUnknown:
             return Outcome("time_limit", values, objective, bound if mip else -math.inf)
         raise SolverError(f"HiGHS stopped with status {self.h.modelStatusToString(status)}")
 
@@ -175,9 +176,8 @@ class PulpBackend:
             )
             prob.solve(solver)
             text = log.read_text(errors="replace") if log.exists() else ""
-        return _cbc_outcome(
-            prob, cols, text, mip=not self.relaxed and bool(self.model.integer.any())
-        )
+        mip = not self.relaxed and bool(self.model.integer.any())
+        return _cbc_outcome(prob, cols, text, mip=mip, gap=self.options.gap)
 
 
 def to_pulp(
@@ -198,7 +198,9 @@ def to_pulp(
         )
     ]
     nz = np.flatnonzero(model.cost)
-    prob += pulp.LpAffineExpression([(cols[k], float(model.cost[k])) for k in nz])
+    prob += pulp.LpAffineExpression(
+        [(cols[k], float(model.cost[k])) for k in nz], constant=model.offset
+    )
     blocks = [(model.matrix, model.row_lo, model.row_hi)]
     blocks += [(r.csr(len(cols)), np.array(r.lo), np.array(r.hi)) for r in extra]
     count = 0
@@ -224,22 +226,37 @@ def to_pulp(
     return prob, cols
 
 
-def _cbc_outcome(prob: pulp.LpProblem, cols: list[pulp.LpVariable], log: str, mip: bool) -> Outcome:
+def _cbc_outcome(
+    prob: pulp.LpProblem, cols: list[pulp.LpVariable], log: str, mip: bool, gap: float
+) -> Outcome:
     result = re.search(r"Result - (.+)", log)
     said = result.group(1).lower() if result else ""
     if "infeasible" in said or prob.status == pulp.LpStatusInfeasible:
         return Outcome("infeasible", None, math.inf, math.inf)
     values = np.array([v.varValue if v.varValue is not None else 0.0 for v in cols])
     objective = float(pulp.value(prob.objective) or 0.0)
-    bound_match = re.search(r"Lower bound:\s+(-?[\d.eE+-]+)", log)
+    bound = _cbc_bound(log, objective)
     if "optimal" in said or (not mip and prob.status == pulp.LpStatusOptimal):
-        bound = float(bound_match.group(1)) if (mip and bound_match) else objective
-        return Outcome("optimal", values, objective, bound)
+        if not mip:
+            return Outcome("optimal", values, objective, objective)
+        # CBC proved optimality within its ratio gap (of its own objective, which
+        # lacks pulp's constant) and prints no bound then.
+        own = re.search(r"Objective value:\s+(-?[\d.eE+-]+)", log)
+        scale = abs(float(own.group(1))) if own else abs(objective)
+        return Outcome("optimal", values, objective, max(bound, objective - gap * scale))
     if "stopped" in said or "time" in said:
-        bound = float(bound_match.group(1)) if bound_match else -math.inf
         has = prob.sol_status in (pulp.LpSolutionIntegerFeasible, pulp.LpSolutionOptimal)
         return Outcome("time_limit", values if has else None, objective if has else math.inf, bound)
     raise SolverError(f"CBC ended unexpectedly: {said or pulp.LpStatus[prob.status]}")
+
+
+def _cbc_bound(log: str, objective: float) -> float:
+    """CBC's proven bound, shifted by any constant pulp keeps out of CBC's objective."""
+    found = re.search(r"Lower bound:\s+(-?[\d.eE+-]+)", log)
+    reported = re.search(r"Objective value:\s+(-?[\d.eE+-]+)", log)
+    if found is None or reported is None:
+        return -math.inf
+    return objective - (float(reported.group(1)) - float(found.group(1)))
 
 
 def backend(model: MatrixModel, options: SolverOptions) -> HighsBackend | PulpBackend:
