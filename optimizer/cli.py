@@ -66,6 +66,15 @@ ModelOpt = Annotated[
     ),
 ]
 
+SolverOpt = Annotated[str, typer.Option("--solver", help="highs (default) or cbc.")]
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Solver threads.")]
+KeepOpenOpt = Annotated[
+    str, typer.Option("--keep-open", help="Site ids forced open, comma separated.")
+]
+KeepClosedOpt = Annotated[
+    str, typer.Option("--keep-closed", help="Site ids forced closed, comma separated.")
+]
+
 
 @app.callback()
 def _root(
@@ -146,7 +155,7 @@ def solve_command(
     ] = None,
     data: DataOpt = "uk-councils",
     model: ModelOpt = None,
-    solver: Annotated[str, typer.Option("--solver", help="highs (default) or cbc.")] = "highs",
+    solver: SolverOpt = "highs",
     time_limit: Annotated[
         float | None,
         typer.Option("--time-limit", help="Seconds; the best grouping so far is returned."),
@@ -154,13 +163,9 @@ def solve_command(
     gap: Annotated[
         float, typer.Option("--gap", help="Relative gap at which a grouping counts as optimal.")
     ] = 1e-4,
-    threads: Annotated[int | None, typer.Option("--threads", help="Solver threads.")] = None,
-    keep_open: Annotated[
-        str, typer.Option("--keep-open", help="Site ids forced open, comma separated.")
-    ] = "",
-    keep_closed: Annotated[
-        str, typer.Option("--keep-closed", help="Site ids forced closed, comma separated.")
-    ] = "",
+    threads: ThreadsOpt = None,
+    keep_open: KeepOpenOpt = "",
+    keep_closed: KeepClosedOpt = "",
     write_lp: Annotated[
         Path | None, typer.Option("--write-lp", help="Write the model as an LP file and stop.")
     ] = None,
@@ -221,20 +226,16 @@ def curve_command(
     max_level: Annotated[
         int | None, typer.Option("--max-level", help="Drop levels above this.")
     ] = None,
-    solver: Annotated[str, typer.Option("--solver", help="highs (default) or cbc.")] = "highs",
+    solver: SolverOpt = "highs",
     time_limit: Annotated[
         float | None, typer.Option("--time-limit", help="Seconds per level for the exact solve.")
     ] = 10.0,
     gap: Annotated[
         float, typer.Option("--gap", help="Relative gap at which a level counts as solved.")
     ] = 1e-4,
-    threads: Annotated[int | None, typer.Option("--threads", help="Solver threads.")] = None,
-    keep_open: Annotated[
-        str, typer.Option("--keep-open", help="Site ids forced open, comma separated.")
-    ] = "",
-    keep_closed: Annotated[
-        str, typer.Option("--keep-closed", help="Site ids forced closed, comma separated.")
-    ] = "",
+    threads: ThreadsOpt = None,
+    keep_open: KeepOpenOpt = "",
+    keep_closed: KeepClosedOpt = "",
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out, skipping finished levels.")
     ] = False,
