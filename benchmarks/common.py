@@ -83,13 +83,17 @@ def today() -> str:
     return dt.date.today().isoformat()
 
 
-def environment(packages: Iterable[str]) -> str:
-    """A markdown paragraph: date, machine and package versions."""
+def environment(packages: Iterable[str], code: str | None = None) -> str:
+    """A markdown paragraph: date, machine, package versions and the code's commit.
+
+    Pass ``code`` (from :func:`revision`, taken when the run started) when the
+    checkout may change while a long benchmark runs.
+    """
     m = machine()
     pkgs = ", ".join(f"{k} {v}" for k, v in versions(packages).items())
     return (
         f"Run on {today()}: {m['platform']}, {m['cpu']}, {m['cpus']} CPUs,"
-        f" Python {m['python']}.  \nPackages: {pkgs}.  \nCode: commit {revision()}."
+        f" Python {m['python']}.  \nPackages: {pkgs}.  \nCode: commit {code or revision()}."
     )
 
 

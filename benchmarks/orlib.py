@@ -248,7 +248,8 @@ def summary(rows: list[Row], wall: float, time_limit: float) -> list[str]:
         f"matched and proven optimal (gap <= 0.5): {sum(r.proven for r in rows)} of {len(rows)}.",
         f"Claimed optimal but above the published optimum (invalid bound): {_listing(wrong)}.",
         f"Stopped at the time limit: {_listing(stopped)}.",
-        f"Errors: {sum(1 for r in rows if r.error)} (listed below).",
+        f"Errors: {_listing([r.instance for r in rows if r.error])}"
+        f"{' (messages below)' if any(r.error for r in rows) else ''}.",
         f"Ran past the {time_limit:g} s time limit by over 5%: {_listing(late)}.",
         f"Engine time: {sum(r.total for r in rows if math.isfinite(r.total)):.1f} s in all; "
         f"whole run (reading, engine, classical) {wall:.1f} s.",
@@ -267,20 +268,22 @@ def summary(rows: list[Row], wall: float, time_limit: float) -> list[str]:
     return lines
 
 
-def section(rows: list[Row], wall: float, args: argparse.Namespace, argv: list[str]) -> str:
+def section(
+    rows: list[Row], wall: float, args: argparse.Namespace, argv: list[str], code: str
+) -> str:
     """The markdown section for BENCHMARKS.md."""
     command = " ".join(["python benchmarks/orlib.py", *argv])
     parts = [
         "## OR-Library p-median (pmed)",
-        f"Command: `{command}`  \n{common.environment(PACKAGES)}",
-        f"Every vertex is a body with spend {args.spend:g} and a candidate site hosted by itself;"
-        " the engine's total minus the summed spend is the p-median objective (MODEL.md, special"
-        " cases). Engine: `solve_level` with HiGHS (highspy), relative gap set so that the proven"
-        " gap on the"
-        " OR-Library objective is at most 0.5 (the optima are integers), time limit"
-        f" {args.time_limit:g} s per instance. `gap` = (ours - bound) / ours on the OR-Library"
-        " objective; `build s` / `solve s` / `total s` are the engine's own timings (reading the"
-        " file and the shortest paths are excluded, as for the classical model).",
+        f"Command: `{command}`  \n{common.environment(PACKAGES, code)}",
+        f"Every vertex is a body with spend {args.spend:,.0f} and a candidate site hosted by"
+        " itself; the engine's total minus the summed spend is the p-median objective"
+        " (MODEL.md, special cases). Engine: `solve_level` with HiGHS (highspy), relative gap"
+        " set so that the proven gap on the OR-Library objective is at most 0.5 (the optima"
+        f" are integers), time limit {args.time_limit:g} s per instance. `gap` = (ours - bound)"
+        " / ours on the OR-Library objective; `build s` / `solve s` / `total s` are the"
+        " engine's own timings (reading the file and the shortest paths are excluded, as for"
+        " the classical model).",
         f"Classical: the textbook x[i,j] <= y[j] model built in pulp (LpVariable.dicts, lpSum,"
         f" one constraint per pair; y binary, x continuous), solved by pulp's"
         f" {args.classical_solver.upper() if args.classical_solver == 'cbc' else 'HiGHS'} with"
@@ -306,6 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"unknown instances: {', '.join(unknown)}", file=sys.stderr)
         return 2
+    code = common.revision()
     began = time.perf_counter()
     rows = []
     print(" | ".join(HEADERS), flush=True)
@@ -316,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - began
     print("\n".join(summary(rows, wall, args.time_limit)))
     if not args.no_write:
-        path = common.write_section(SECTION, section(rows, wall, args, argv))
+        path = common.write_section(SECTION, section(rows, wall, args, argv, code))
         print(f"wrote the {SECTION!r} section of {path}")
     return 0 if all(r.match for r in rows) else 1
 
