@@ -293,7 +293,9 @@ def _curve_table(frame: pd.DataFrame) -> Table:
     scale, unit = (1e6, "GBP m") if frame["total"].max() >= 1e8 else (1e3, "GBP k")
     table = Table(title=f"Consolidation curve ({unit}/yr)")
     for column in ("level", "total", "savings", "savings %", "lower bound", "gap", "status", "s"):
-        table.add_column(column, justify="left" if column == "status" else "right")
+        table.add_column(
+            column, justify="left" if column == "status" else "right", no_wrap=column == "status"
+        )
     for row in frame.to_dict("records"):
         if row["status"] in EMPTY:
             bound = row["lower_bound"]
