@@ -226,12 +226,6 @@ class LevelSolver:
         self.prepared = 0.0
         return _result(self.instance, self.st, best, bound, status, stats, self.options, began)
 
-    def lp_bound(self, level: int, time_limit: float | None = None) -> float:
-        """The LP bound at ``level`` (valid for every grouping at that level)."""
-        began = clock()
-        self._master()
-        return self._lp_phase(level, None, time_limit, began, {"iterations": 0, "cuts": 0})[1]
-
     def _master(self) -> Any:
         if self.master is None:
             model = build_master(self.st, None)

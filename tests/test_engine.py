@@ -160,3 +160,12 @@ def test_write_lp_names_rows_and_columns(cli: CliRunner, tmp_path: Path) -> None
     assert code == 0, stderr
     text = path.read_text()
     assert "Minimize" in text and "y_a4_" in text and "x_a1,care,a2,b0_" in text
+
+
+def test_unknown_solver_is_bad_input(cli: CliRunner) -> None:
+    with pytest.raises(
+        DataValidationError, match="expected one of \\['highs', 'cbc'\\], got 'gurobi'"
+    ):
+        SolverOptions(solver="gurobi")
+    code, _, stderr = cli("solve", "--data", "toy", "--level", "3", "--solver", "gurobi")
+    assert code == 2 and "(--solver) | expected one of" in stderr
