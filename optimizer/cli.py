@@ -10,8 +10,9 @@ import json
 import math
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -30,11 +31,20 @@ from rich.progress import (
 from rich.table import Table
 
 from optimizer import catalog
-from optimizer.curve import EMPTY, CurveOptions, Listener, consolidation_curve, parse_levels
+from optimizer.curve import (
+    EMPTY,
+    CurveOptions,
+    Listener,
+    consolidation_curve,
+    curve_summary,
+    parse_levels,
+)
 from optimizer.engine import SolveResult, solve_level, write_model
 from optimizer.errors import DataValidationError, InfeasibleError, OptimizerError, SolverError
 from optimizer.evaluate import Evaluation, evaluate
+from optimizer.executors import executor_options
 from optimizer.results import read_groupings, write_groupings, write_json
+from optimizer.run import Run, open_run, run_inputs
 from optimizer.solve import SolverOptions
 
 app = typer.Typer(
@@ -73,6 +83,22 @@ KeepOpenOpt = Annotated[
 ]
 KeepClosedOpt = Annotated[
     str, typer.Option("--keep-closed", help="Site ids forced closed, comma separated.")
+]
+ExecutorOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--executor",
+        help="Where tasks run: serial, processes (default) or dask (a new LocalCluster, "
+        "or the cluster of --scheduler).",
+    ),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="A running Dask scheduler, tcp://HOST:PORT (implies dask)."),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", help="Worker processes (processes, or a new LocalCluster)."),
 ]
 
 
@@ -237,6 +263,9 @@ def curve_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the run in --out, skipping finished levels.")
     ] = False,
+    executor: ExecutorOpt = None,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
 ) -> None:
     """Sweep the consolidation curve: the best grouping and its proof at every level.
 
@@ -251,9 +280,31 @@ def curve_command(
         keep_closed=tuple(_sites_option(keep_closed)),
     )
     with _curve_progress(len(chosen)) as listen:
-        curve = consolidation_curve(instance, options, out, resume=resume, on_level=listen)
+        curve = consolidation_curve(
+            instance,
+            options,
+            out,
+            resume=resume,
+            on_level=listen,
+            inputs=run_inputs(data, model),
+            executor=executor_options(executor, scheduler, workers),
+        )
     console.print(_curve_table(curve.to_frame()))
+    console.print(_recommendation(curve_summary(curve.to_frame(), curve.status_quo, 0.0)))
     console.print(f"wrote {out / 'curve.csv'}, {out / 'groupings'} and {out / 'summary.json'}")
+
+
+def _recommendation(summary: dict[str, Any]) -> str:
+    if "recommended_level" not in summary:
+        return "no level has a grouping: nothing to recommend"
+    near = ", ".join(str(k) for k in summary["within_1pct"])
+    saving = summary["recommended_savings"]
+    share = 100 * saving / summary["status_quo_total"] if summary["status_quo_total"] else 0.0
+    amount = f"GBP {saving / 1e6:,.1f}m" if abs(saving) >= 1e6 else f"GBP {saving:,.0f}"
+    return (
+        f"recommended level: {summary['recommended_level']} agencies (lowest total; saves "
+        f"{amount}/yr, {share:.2f}%); within 1% of it: {near}"
+    )
 
 
 @contextmanager
@@ -399,6 +450,222 @@ def datasets_export(
     if not (folder / "edges.csv").exists():
         instance.edges.to_csv(folder / "edges.csv", index=False)
     console.print(f"wrote {name} to {folder}")
+
+
+@datasets_app.command("synth")
+def datasets_synth(
+    folder: Annotated[Path, typer.Argument(help="The folder to write (created if needed).")],
+    bodies: Annotated[int, typer.Option("--bodies", help="Number of bodies.")] = 5000,
+    seed: Annotated[int, typer.Option("--seed", help="The generator's seed.")] = 1,
+) -> None:
+    """Write a seeded synthetic dataset of any size, with its model, for trials at scale.
+
+    Example: consolidate datasets synth --bodies 5000 --seed 1 synth-5000/
+    """
+    from optimizer.synthetic import write_dataset
+
+    write_dataset(folder, bodies, seed)
+    console.print(
+        f"wrote {bodies} synthetic bodies to {folder}; run it with --data {folder}"
+        f" --model {folder / 'model.toml'}"
+    )
+
+
+# ------------------------------------------------- export, plot and report of a run
+
+RunDir = Annotated[Path, typer.Argument(help="A run folder written by 'consolidate curve --out'.")]
+LevelOpt = Annotated[
+    int | None,
+    typer.Option("--level", help="A level of the run; default: the recommended level."),
+]
+OutFile = Annotated[Path, typer.Option("-o", "--output", help="The file to write.")]
+
+
+class PlotKind(StrEnum):
+    """What ``consolidate plot`` draws."""
+
+    curve = "curve"
+    breakdown = "breakdown"
+    map = "map"
+
+
+def _level_of(run: Run, level: int | None) -> int:
+    chosen = run.recommended_level if level is None else level
+    run.row(chosen)
+    return chosen
+
+
+@app.command("export")
+def export_command(
+    folder: RunDir,
+    output: OutFile,
+    level: LevelOpt = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv, xlsx, geojson or parquet; default: from -o's suffix."),
+    ] = None,
+    crs: Annotated[
+        str | None,
+        typer.Option(
+            "--crs",
+            help="GeoJSON from x_km,y_km data: the grid's EPSG code, e.g. EPSG:27700"
+            " (uk-councils uses it without asking; lat,lon data needs none).",
+        ),
+    ] = None,
+) -> None:
+    """Write a level's grouping with names, km, band and the cost to serve each row.
+
+    Example: consolidate export out/uk --level 50 --format xlsx -o level-50.xlsx
+    """
+    from optimizer.export import export_level
+
+    run = open_run(folder)
+    chosen = _level_of(run, level)
+    rows = export_level(run, chosen, output, fmt, crs)
+    console.print(f"wrote {output}: level {chosen}, {len(rows)} rows")
+
+
+@app.command("plot")
+def plot_command(
+    folder: RunDir,
+    output: OutFile,
+    kind: Annotated[
+        PlotKind, typer.Option("--kind", help="What to draw; map draws --level.")
+    ] = PlotKind.curve,
+    level: LevelOpt = None,
+    category: Annotated[
+        str | None, typer.Option("--category", help="Map one category instead of main agencies.")
+    ] = None,
+) -> None:
+    """Draw the curve, the cost breakdown or a map of one level (PNG, SVG or PDF).
+
+    Example: consolidate plot out/uk --kind map --level 50 -o map-50.png
+    """
+    from optimizer import plot
+
+    run = open_run(folder)
+    if kind is PlotKind.curve:
+        ax = plot.plot_curve(run.curve)
+    elif kind is PlotKind.breakdown:
+        ax = plot.plot_breakdown(run.curve)
+    else:
+        chosen = _level_of(run, level)
+        ax = plot.plot_map(run.instance, run.groupings(chosen), category=category)
+    plot.save(ax, output)
+    console.print(f"wrote {output}")
+
+
+@app.command("report")
+def report_command(
+    folder: RunDir,
+    output: OutFile,
+    levels: Annotated[
+        str | None,
+        typer.Option(
+            "--levels",
+            help="Levels to map beside the status quo, e.g. 100,50; default: the recommended"
+            " level and the level within 1% of it furthest from it in agencies (else the most"
+            " consolidated level solved, or the next one up when that is the recommended one).",
+        ),
+    ] = None,
+) -> None:
+    """Write one self-contained HTML report of a run, ready to read or print.
+
+    Example: consolidate report out/uk -o report.html
+    """
+    from optimizer.report import parse_levels_option, write_report
+
+    run = open_run(folder)
+    chosen = parse_levels_option(levels) if levels else None
+    write_report(run, output, chosen)
+    console.print(f"wrote {output}")
+
+
+# ------------------------------------------------------------------------ sweeps
+
+
+@app.command("sweep")
+def sweep_command(
+    grid: Annotated[
+        Path, typer.Option("--grid", help="The sweep file (TOML): the data, levels, what to vary.")
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Sweep folder: sweep.csv, sweep.png, scenarios/.")
+    ],
+    resume: Annotated[
+        bool,
+        typer.Option("--resume", help="Continue the sweep in --out, skipping finished scenarios."),
+    ] = False,
+    executor: ExecutorOpt = None,
+    scheduler: SchedulerOpt = None,
+    workers: WorkersOpt = None,
+) -> None:
+    """Solve one consolidation curve per scenario of a sweep file; tabulate and plot them.
+
+    Example: consolidate sweep --grid models/sweep-example.toml --out out/sweep
+    """
+    from optimizer.sweep import load_sweep, run_sweep
+
+    spec = load_sweep(grid)
+    chosen = executor_options(executor, scheduler, workers)
+    with _sweep_progress() as listen:
+        table = run_sweep(spec, out, executor=chosen, resume=resume, on_scenario=listen)
+    console.print(_sweep_table(table))
+    written = [
+        out / name for name in ("sweep.csv", "sweep.png", "scenarios") if (out / name).exists()
+    ]
+    console.print(f"wrote {', '.join(map(str, written))}")
+
+
+@contextmanager
+def _sweep_progress() -> Iterator[Callable[[Any, int, int], None]]:
+    """A progress bar over the scenarios, shown once the sweep folder is checked."""
+    progress = Progress(
+        TextColumn("[bold]scenarios"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=errors,
+    )
+    task = progress.add_task("sweep", total=None)
+
+    def listen(_scenario: Any, done: int, total: int) -> None:
+        if not progress.live.is_started:
+            progress.start()
+        progress.update(task, completed=done, total=total)
+
+    try:
+        yield listen
+    finally:
+        if progress.live.is_started:
+            progress.stop()
+
+
+SWEEP_ROWS = 40
+
+
+def _sweep_table(frame: pd.DataFrame) -> Table:
+    from optimizer.sweep import parameter_columns, scenario_summary
+
+    summary = scenario_summary(frame)
+    scale, unit = (1e6, "GBP m") if frame["total"].max() >= 1e8 else (1e3, "GBP k")
+    keys = [*parameter_columns(frame), "draw"]
+    table = Table(title=f"Sweep: the recommended level of each scenario ({unit}/yr)")
+    for column in ["scenario", *keys, "level", "savings", "savings %", "worst gap"]:
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for row in summary.head(SWEEP_ROWS).to_dict("records"):
+        table.add_row(
+            str(row["scenario"]),
+            *(f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]) for k in keys),
+            str(row["level"]),
+            f"{row['savings'] / scale:,.1f}",
+            f"{row['savings_pct']:.2f}",
+            f"{row['worst_gap']:.1e}",
+        )
+    if len(summary) > SWEEP_ROWS:
+        table.caption = f"{len(summary) - SWEEP_ROWS} more scenarios in sweep.csv"
+    return table
 
 
 def main() -> None:

@@ -20,8 +20,9 @@ import hashlib
 import json
 import math
 import re
+import threading
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import pandas as pd
 from optimizer.engine import LevelSolver, SolveResult, versions
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
 from optimizer.evaluate import evaluate
+from optimizer.executors import ExecutorOptions, completed
 from optimizer.heuristics import Assigner, Assignment
 from optimizer.instance import Instance
 from optimizer.results import atomic_write_text, write_groupings, write_json
@@ -55,6 +57,7 @@ LOWEST_DEFAULT = 4
 DEFAULT_POINTS = 15
 SWAP_MOVES = 8
 EMPTY = ("infeasible", "no_solution")
+SERIAL = ExecutorOptions("serial")
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,50 @@ class Curve:
         frame = pd.DataFrame(self.rows)
         return frame.sort_values("level", ascending=False).reset_index(drop=True)
 
+    @property
+    def breakdown(self) -> pd.DataFrame:
+        """The cost terms by level (GBP/yr), indexed by level, most agencies first.
+
+        Examples
+        --------
+        >>> import optimizer
+        >>> curve = consolidation_curve(optimizer.load("toy"), CurveOptions(levels=(6, 3)))
+        >>> curve.breakdown.loc[3, ["agencies", "desks", "distance", "discounts"]].tolist()
+        [15000.0, 9000.0, 146.0, 17000.0]
+        """
+        terms = ["agencies", "desks", "purchases", "distance", "discounts", "total"]
+        return self.to_frame().set_index("level")[terms]
+
+    @property
+    def groupings(self) -> dict[int, pd.DataFrame]:
+        """Each solved level's grouping, read from the run folder (``out=``).
+
+        Raises
+        ------
+        ValueError
+            When the curve was not written to a run folder.
+        """
+        from optimizer.results import read_groupings
+
+        if self.folder is None:
+            raise ValueError("groupings are kept in the run folder: give consolidation_curve out=")
+        levels = [int(row["level"]) for row in self.rows]
+        files = {k: self.folder / "groupings" / f"level-{k}.csv" for k in levels}
+        return {k: read_groupings(path) for k, path in sorted(files.items()) if path.exists()}
+
+    def plot(self, ax: Any = None, kind: str = "curve") -> Any:
+        """Plot the curve (``kind="curve"``) or its cost breakdown (``"breakdown"``).
+
+        Delegates to :func:`optimizer.plot.plot_curve` or
+        :func:`optimizer.plot.plot_breakdown`; returns the matplotlib Axes.
+        """
+        from optimizer.plot import plot_breakdown, plot_curve
+
+        if kind not in ("curve", "breakdown"):
+            raise ValueError(f"kind must be 'curve' or 'breakdown', got {kind!r}")
+        draw = plot_curve if kind == "curve" else plot_breakdown
+        return draw(self.to_frame(), ax)
+
 
 Listener = Callable[[dict[str, Any] | None, int, int], None]
 
@@ -152,6 +199,8 @@ def consolidation_curve(
     *,
     resume: bool = False,
     on_level: Listener | None = None,
+    inputs: dict[str, str] | None = None,
+    executor: ExecutorOptions | None = None,
 ) -> Curve:
     """Solve every requested level; write each as it finishes when ``out`` is given.
 
@@ -169,6 +218,15 @@ def consolidation_curve(
     on_level : callable, optional
         Called with (row, levels done, levels in all) after each level, and
         once with ``row=None`` when the run folder is ready.
+    inputs : dict, optional
+        Where the instance came from (``{"data": ..., "model": ...}``), recorded
+        in ``run.json`` under ``inputs`` so the folder can be reopened
+        (:func:`optimizer.run.open_run`); not compared by ``resume``.
+    executor : ExecutorOptions, optional
+        Where the levels are solved (:mod:`optimizer.executors`). Default: in
+        this process, one after another, by one solver that re-uses its cuts
+        from level to level. Elsewhere each worker keeps one solver for the
+        levels it is given, and this process writes each level as it arrives.
 
     Examples
     --------
@@ -178,24 +236,26 @@ def consolidation_curve(
     [[6, 506000.0, 'optimal'], [4, 473110.0, 'optimal'], [3, 467146.0, 'optimal']]
     """
     began = clock()
-    done = _prepare(instance, options, out, resume)
-    solver = LevelSolver(
-        instance, options.solver, keep_open=options.keep_open, keep_closed=options.keep_closed
-    )
-    quo = status_quo(instance)
+    done = _prepare(instance, options, out, resume, inputs)
+    shared = _Levels(instance, options, status_quo(instance))
     todo = [k for k in options.levels if k not in done]
-    incumbents = downward_pass(solver, min(todo, default=len(instance.bodies)), set(todo))
+    lowest = min(todo, default=len(instance.bodies))
+    incumbents = downward_pass(shared.solver(), lowest, set(todo))
     rows = list(done.values())
     if on_level is not None:
         on_level(None, len(rows), len(options.levels))
-    for k in sorted(todo, reverse=True):
-        row = _solve_row(solver, k, incumbents.get(k), quo, out)
-        rows.append(row)
-        if out is not None:
-            _write_progress(out, rows, quo, clock() - began)
-        if on_level is not None:
-            on_level(row, len(rows), len(options.levels))
-    return Curve(rows, quo, out)
+    tasks = [(k, incumbents.get(k)) for k in sorted(todo, reverse=True)]
+    executor = executor or SERIAL
+    payload = shared if executor.kind == "serial" else shared.for_workers()
+    with completed(_level_task, payload, tasks, executor) as results:
+        for _, (row, groupings) in results:
+            rows.append(row)
+            if out is not None:
+                _persist(out, row, groupings)
+                _write_progress(out, rows, shared.quo, clock() - began)
+            if on_level is not None:
+                on_level(row, len(rows), len(options.levels))
+    return Curve(rows, shared.quo, out)
 
 
 def status_quo(instance: Instance) -> float:
@@ -290,24 +350,72 @@ def _swap(
     return step
 
 
-def _solve_row(
-    solver: LevelSolver, level: int, start: Assignment | None, quo: float, out: Path | None
-) -> dict[str, Any]:
+class _Levels:
+    """What every level task shares: the instance, the options and the status quo.
+
+    Each thread that solves levels keeps one :class:`LevelSolver`, so its cuts
+    carry over between the levels it is given; solvers are never pickled, a
+    worker builds its own on first use.
+    """
+
+    def __init__(self, instance: Instance, options: CurveOptions, quo: float) -> None:
+        self.instance, self.options, self.quo = instance, options, quo
+        self._local = threading.local()
+
+    def solver(self) -> LevelSolver:
+        """The calling thread's solver, built on first use."""
+        if not hasattr(self._local, "solver"):
+            self._local.solver = LevelSolver(
+                self.instance,
+                self.options.solver,
+                keep_open=self.options.keep_open,
+                keep_closed=self.options.keep_closed,
+            )
+        solver: LevelSolver = self._local.solver
+        return solver
+
+    def for_workers(self) -> _Levels:
+        """A copy for worker processes: one solver thread each unless ``threads`` is set.
+
+        Workers share the CPUs; HiGHS's own threads on top would oversubscribe them.
+        """
+        solver = self.options.solver
+        if solver.threads is not None:
+            return self
+        options = replace(self.options, solver=replace(solver, threads=1))
+        return _Levels(self.instance, options, self.quo)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._local = threading.local()
+
+
+def _level_task(
+    shared: _Levels, task: tuple[int, Assignment | None]
+) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """Solve one level from its incumbent: its row, and its grouping when there is one."""
+    level, start = task
     began = clock()
     try:
-        result = solver.solve(level, start)
+        result = shared.solver().solve(level, start)
     except InfeasibleError as err:
-        row = _empty_row(level, "infeasible", str(err), clock() - began)
+        return _empty_row(level, "infeasible", str(err), clock() - began), None
     except NoGroupingError as err:
         row = _empty_row(level, "no_solution", str(err), clock() - began)
         row["lower_bound"] = err.bound
-    else:
-        row = curve_row(solver.instance, result, quo, clock() - began)
-        if out is not None:
-            write_groupings(out / "groupings" / f"level-{level}.csv", result.groupings)
-    if out is not None:
-        write_json(out / "levels" / f"level-{level}.json", row)
-    return row
+        return row, None
+    return curve_row(shared.instance, result, shared.quo, clock() - began), result.groupings
+
+
+def _persist(out: Path, row: dict[str, Any], groupings: pd.DataFrame | None) -> None:
+    """Write a finished level: its grouping first, then its row (which marks it done)."""
+    level = row["level"]
+    if groupings is not None:
+        write_groupings(out / "groupings" / f"level-{level}.csv", groupings)
+    write_json(out / "levels" / f"level-{level}.json", row)
 
 
 def curve_row(
@@ -368,7 +476,11 @@ def fingerprint(instance: Instance, options: CurveOptions) -> dict[str, Any]:
 
 
 def _prepare(
-    instance: Instance, options: CurveOptions, out: Path | None, resume: bool
+    instance: Instance,
+    options: CurveOptions,
+    out: Path | None,
+    resume: bool,
+    inputs: dict[str, str] | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Check or create the run folder; return the rows already finished there."""
     if out is None:
@@ -392,7 +504,7 @@ def _prepare(
                 ]
             )
     else:
-        write_json(record, stamp)
+        write_json(record, stamp if inputs is None else {**stamp, "inputs": inputs})
     return _finished(out, options.levels)
 
 

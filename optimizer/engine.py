@@ -5,6 +5,13 @@ The orchestrator reads like the pipeline: pre-checks raise
 arrays (:mod:`optimizer.formulation`), solved (:mod:`optimizer.solve`), and
 the grouping it returns is re-costed by the reference evaluator; a mismatch
 beyond 1e-6 relative is a :class:`SolverError`.
+
+A level of the Benders path runs: the set-cover proof that the level is not
+too few (:meth:`LevelSolver.smallest_level`); a start (the caller's, else a
+covering MIP's); LP rounds of cut separation; rounding of the LP; swaps
+(:func:`optimizer.heuristics.swap_search`); MIP rounds until the gap is
+within ``gap`` or time runs out. Every optimal LP at any level leaves a
+tangent bound valid at every level (:meth:`LevelSolver.tangent_bound`).
 """
 
 from __future__ import annotations
@@ -22,22 +29,26 @@ import pandas as pd
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError, SolverError
 from optimizer.evaluate import Evaluation, evaluate
 from optimizer.formulation import (
+    CutLists,
     MatrixModel,
     Rows,
     Structure,
     build_compact,
     build_master,
+    cut_lists,
     level_bounds,
     separate,
     structure,
     unhostable,
 )
-from optimizer.heuristics import Assigner, Assignment
+from optimizer.heuristics import Assigner, Assignment, site_neighbours, swap_search
 from optimizer.instance import Instance
 from optimizer.solve import SolverOptions, backend, clock, to_pulp
 
 LP_ROUNDS = 500
 MIP_ROUNDS = 200
+POLISH_SHARE = 0.5  # of the time left after the LP phase, for swaps before the MIP
+COVER_TIME_LIMIT = 60.0  # s; on a time-out the cover's bound still proves the levels below
 CHECK_TOLERANCE = 1e-6
 
 
@@ -106,6 +117,29 @@ class SolveResult:
             "cuts": self.cuts,
             "versions": versions(),
         }
+
+    def to_frame(self) -> pd.DataFrame:
+        """The level as one row named like ``curve.csv``'s columns (no status-quo savings).
+
+        Examples
+        --------
+        >>> import optimizer
+        >>> optimizer.solve_level(optimizer.load("toy"), 3).to_frame()[["level", "total", "status"]]
+           level     total   status
+        0      3  467146.0  optimal
+        """
+        b = self.breakdown
+        row: dict[str, Any] = {"level": self.level, "total": self.objective}
+        row.update({term: b[term] for term in ("agencies", "desks", "purchases", "distance")})
+        row.update(lower_bound=self.bound, gap=self.gap, status=self.status)
+        row.update(seconds=self.seconds["total"], discounts=b["savings"])
+        return pd.DataFrame([row])
+
+    def plot(self, instance: Instance, ax: Any = None) -> Any:
+        """Map the grouping on ``instance`` (:func:`optimizer.plot.plot_map`); return the Axes."""
+        from optimizer.plot import plot_map
+
+        return plot_map(instance, self.groupings, ax)
 
 
 def versions() -> dict[str, str]:
@@ -207,6 +241,11 @@ class LevelSolver:
         self.whole_body = not instance.model.scenario.split_categories
         self.compact = self.whole_body or bool(np.isfinite(self.st.site_capacity).any())
         self.master: Any = None
+        self.lists: CutLists
+        self.tangents: list[tuple[int, float, float]] = []
+        self.neighbours: np.ndarray | None = None
+        self.lp_y: np.ndarray | None = None
+        self.fewest: int | None = None
         self.prepared = clock() - began
 
     def solve(
@@ -217,6 +256,11 @@ class LevelSolver:
         limit = self.options.time_limit if time_limit is None else time_limit
         precheck(self.instance, level, self.opened, self.closed)
         _check_must_open(self.instance, self.st, level)
+        if level is not None and level < self.smallest_level():
+            raise InfeasibleError(
+                f"level {level} is too few: no {level} agencies can serve every body in every"
+                f" category under the radius and nation rules; the fewest that can is {self.fewest}"
+            )
         if self.compact:
             found = self._compact(level, limit, began)
         else:
@@ -228,10 +272,15 @@ class LevelSolver:
 
     def _master(self) -> Any:
         if self.master is None:
-            model = build_master(self.st, None)
+            self.lists = cut_lists(self.st)
+            model = build_master(self.st, self.lists, None)
             self.level_row = model.level_row
             self.master = backend(model, self.options)
         return self.master
+
+    def _add(self, rows: Rows) -> None:
+        """Add cuts to the master."""
+        self.master.add_rows(rows)
 
     def _benders(
         self, level: int | None, start: Assignment | None, limit: float | None, began: float
@@ -245,7 +294,24 @@ class LevelSolver:
             "build": clock() - built,
         }
         best, bound = self._lp_phase(level, start, limit, began, stats)
+        if best is not None and _gap(best.cost, bound) > self.options.gap:
+            best = self.polish(best, _deadline(limit, began))
         return self._mip_loop(best, bound, limit, began, stats)
+
+    def polish(self, best: Assignment, deadline: float) -> Assignment:
+        """Improve a grouping by swaps until ``deadline``, closed sites the LP likes first."""
+        st = self.st
+        if self.neighbours is None:
+            self.neighbours = site_neighbours(self.instance)
+        return swap_search(
+            self.assigner,
+            best,
+            self.neighbours,
+            st.must_open | st.fixed_open,
+            st.fixed_closed | unhostable(st),
+            deadline,
+            self.lp_y,
+        )
 
     def _lp_phase(
         self,
@@ -258,9 +324,11 @@ class LevelSolver:
         st, solver = self.st, self.master
         solver.set_row_bounds(self.level_row, *level_bounds(level, st.n_sites))
         solver.relax(True)
+        if best is None and level is not None:
+            best = self.cover(level, _remaining(limit, began))  # a start before the LP's rounds
         if best is not None:
             stats["cuts"] += self.seed(best)
-        bound, values = -math.inf, None
+        bound, values = self.tangent_bound(level), None
         for _ in range(LP_ROUNDS):
             out = solver.solve(_remaining(limit, began))
             if out.status == "infeasible":
@@ -269,13 +337,15 @@ class LevelSolver:
                 break
             if out.status == "optimal":
                 bound = max(bound, out.objective)  # a relaxation with fewer cuts: still a bound
+                self._add_tangent(level, out.objective)
             values = out.values
-            rows, count = separate(st, *_split(st, values))
+            self.lp_y = values[: st.n_sites]
+            rows, count = separate(st, self.lists, values)
             stats["iterations"] += 1
             stats["cuts"] += count
             if count == 0:
                 break
-            solver.add_rows(rows)
+            self._add(rows)
             if out.status == "time_limit":
                 break
         if values is not None:
@@ -283,11 +353,23 @@ class LevelSolver:
             if rounded is not None and (best is None or rounded.cost < best.cost):
                 stats["cuts"] += self.seed(rounded)
                 best = rounded
-        if best is None and level is not None:
-            best = self.cover(level, _remaining(limit, began))
-            if best is not None:
-                stats["cuts"] += self.seed(best)
         return best, bound
+
+    def tangent_bound(self, level: int | None) -> float:
+        """A lower bound at ``level`` from the LPs solved at other levels.
+
+        The master LP's value (with any set of cuts) is convex in the level,
+        so each solved LP with value ``v`` at level ``k`` and dual ``l`` of the
+        level row gives ``v + l (level - k)``, a valid bound at every level.
+        """
+        if level is None:
+            return -math.inf
+        return max((v + slope * (level - k) for k, v, slope in self.tangents), default=-math.inf)
+
+    def _add_tangent(self, level: int | None, value: float) -> None:
+        slope = self.master.row_dual(self.level_row)
+        if level is not None and slope is not None and math.isfinite(slope):
+            self.tangents.append((level, value, slope))
 
     def cover(self, level: int, time_limit: float | None = None) -> Assignment | None:
         """A feasible grouping at ``level`` from a covering MIP, or None.
@@ -297,6 +379,41 @@ class LevelSolver:
         Near the smallest feasible level, greedy moves get stuck and this finds
         a start.
         """
+        st = self.st
+        rows = self._cover_rows()
+        rows.add(np.arange(st.n_sites), np.ones(st.n_sites), level, level)
+        hosted = np.zeros(st.n_sites)
+        has = st.client_host >= 0
+        np.add.at(hosted, st.client_host[has], st.client_spend[has])
+        model = self._cover_model(-hosted / max(hosted.max(), 1.0), rows)
+        out = backend(model, SolverOptions(gap=1e-2, threads=self.options.threads)).solve(
+            time_limit
+        )
+        if out.values is None:
+            return None
+        return self.assigner.assign(out.values > 0.5)
+
+    def smallest_level(self) -> int:
+        """The fewest agencies that can reach every body in every category, proven.
+
+        A set-cover MIP (every client needs an open site it may buy from);
+        feasibility only grows with more agencies, so every level below this
+        one is infeasible. Computed once per solver.
+        """
+        if self.fewest is None:
+            st = self.st
+            model = self._cover_model(np.ones(st.n_sites), self._cover_rows())
+            out = backend(model, SolverOptions(gap=0.0, threads=self.options.threads)).solve(
+                COVER_TIME_LIMIT
+            )
+            if out.status == "infeasible":
+                raise InfeasibleError(_no_grouping(None))
+            bound = out.bound if math.isfinite(out.bound) else 1.0
+            self.fewest = max(1, math.ceil(bound - 1e-6))
+        return self.fewest
+
+    def _cover_rows(self) -> Rows:
+        """One row per distinct set of sites some client may buy from."""
         st = self.st
         rows = Rows()
         seen: set[bytes] = set()
@@ -311,27 +428,19 @@ class LevelSolver:
             if key not in seen:
                 seen.add(key)
                 rows.add(sites, np.ones(len(sites)), 1.0, np.inf)
-        rows.add(np.arange(st.n_sites), np.ones(st.n_sites), level, level)
-        hosted = np.zeros(st.n_sites)
-        has = st.client_host >= 0
-        np.add.at(hosted, st.client_host[has], st.client_spend[has])
-        upper = np.where(st.fixed_closed | unhostable(st), 0.0, 1.0)
-        lower = st.must_open.astype(float)
-        model = MatrixModel(
-            -hosted / max(hosted.max(), 1.0),
-            lower,
-            upper,
+        return rows
+
+    def _cover_model(self, cost: np.ndarray, rows: Rows) -> MatrixModel:
+        st = self.st
+        return MatrixModel(
+            cost,
+            st.must_open.astype(float),
+            np.where(st.fixed_closed | unhostable(st), 0.0, 1.0),
             np.ones(st.n_sites, dtype=bool),
             rows.csr(st.n_sites),
             np.array(rows.lo),
             np.array(rows.hi),
         )
-        out = backend(model, SolverOptions(gap=1e-2, threads=self.options.threads)).solve(
-            time_limit
-        )
-        if out.values is None:
-            return None
-        return self.assigner.assign(out.values > 0.5)
 
     def seed(self, grouping: Assignment) -> int:
         """Add the cuts that are tight at a known grouping; return how many.
@@ -340,10 +449,11 @@ class LevelSolver:
         integer points give the master a faithful picture where it matters.
         """
         st = self.st
-        values = _start_vector(st, self.assigner, grouping)
-        y, w, _ = _split(st, values)
-        rows, count = separate(st, y, w, np.full(st.n_clients, -np.inf))
-        self._master().add_rows(rows)
+        self._master()
+        values = _start_vector(st, self.lists, self.assigner, grouping)
+        values[st.n_sites + st.n_copies : self.lists.pool0] = -np.inf
+        rows, count = separate(st, self.lists, values)
+        self._add(rows)
         return count
 
     def _mip_loop(
@@ -362,7 +472,7 @@ class LevelSolver:
         for _ in range(MIP_ROUNDS):
             if limit is not None and clock() - began >= limit:
                 break
-            start = _start_vector(st, assigner, best) if best is not None else None
+            start = _start_vector(st, self.lists, assigner, best) if best is not None else None
             out = solver.solve(_remaining(limit, began), start)
             stats["iterations"] += 1
             if out.status == "infeasible":
@@ -372,11 +482,11 @@ class LevelSolver:
             bound = max(bound, out.bound)
             count = 1
             if out.values is not None:
-                y, w, theta = _split(st, out.values)
+                y, w, _ = _split(st, out.values)
                 best = _better(best, _from_master(st, assigner, y, w))
-                rows, count = separate(st, y, w, theta)
+                rows, count = separate(st, self.lists, out.values)
                 stats["cuts"] += count
-                solver.add_rows(rows)
+                self._add(rows)
             if best is not None and _gap(best.cost, bound) <= self.options.gap:
                 status = "optimal"
                 break
@@ -497,6 +607,15 @@ def _check_must_open(instance: Instance, st: Structure, level: int | None) -> No
         )
 
 
+def _deadline(limit: float | None, began: float) -> float:
+    """When swaps stop: after as long as the level took so far (1 s at least), in half the rest."""
+    spent = clock() - began
+    budget = max(1.0, spent)
+    if limit is not None:
+        budget = min(budget, max(0.0, limit - spent) * POLISH_SHARE)
+    return clock() + budget
+
+
 def _remaining(limit: float | None, began: float) -> float | None:
     if limit is None:
         return None
@@ -506,7 +625,7 @@ def _remaining(limit: float | None, began: float) -> float | None:
 def _split(st: Structure, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     a = st.n_sites
     b = a + st.n_copies
-    return values[:a], values[a:b], values[b:]
+    return values[:a], values[a:b], values[b : b + st.n_clients]
 
 
 def _gap(objective: float, bound: float) -> float:
@@ -553,14 +672,16 @@ def _from_master(
     return _better(own, assigner.assign(open_mask))
 
 
-def _start_vector(st: Structure, assigner: Assigner, best: Assignment) -> np.ndarray:
-    """The master's column values for a grouping: y, the band copy of each volume, theta."""
+def _start_vector(
+    st: Structure, lists: CutLists, assigner: Assigner, best: Assignment
+) -> np.ndarray:
+    """The master's column values for a grouping: y, the band copy of each volume, theta, pools."""
     y = np.zeros(st.n_sites)
     y[best.open_sites] = 1.0
     copy, client_cost = assigner.copies_of(best.site)
     w = np.zeros(st.n_copies)
     w[copy] = 1.0
-    return np.r_[y, w, client_cost - st.floor]
+    return np.r_[y, w, client_cost - st.floor, lists.pool_values(w)]
 
 
 def _no_grouping(level: int | None) -> str:

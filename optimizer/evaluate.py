@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +50,8 @@ class Evaluation:
         Empty when every rule holds.
     volumes : DataFrame
         ``site_id, category, volume, saving, band`` per open (agency, category).
+    groupings : DataFrame
+        The grouping evaluated, ``body_id, category, site_id``.
 
     """
 
@@ -57,6 +60,32 @@ class Evaluation:
     open_sites: list[str]
     violations: list[Violation] = field(default_factory=list)
     volumes: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+    groupings: pd.DataFrame = field(default_factory=pd.DataFrame, repr=False)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The evaluation as one row named like ``curve.csv``'s columns.
+
+        ``discounts`` is the breakdown's ``savings`` (the volume discount).
+
+        Examples
+        --------
+        >>> import optimizer
+        >>> inst = optimizer.load("toy")
+        >>> alone = evaluate(inst, inst.spend.assign(site_id=inst.spend["body_id"]))
+        >>> alone.to_frame()[["level", "total", "discounts", "feasible"]]
+           level     total  discounts  feasible
+        0      6  506000.0        0.0      True
+        """
+        b = self.breakdown
+        row = {"level": self.level, "total": b["total"], **{t: b[t] for t in COST_TERMS}}
+        row.update(discounts=b["savings"], feasible=self.feasible, violations=len(self.violations))
+        return pd.DataFrame([row])
+
+    def plot(self, instance: Instance, ax: Any = None) -> Any:
+        """Map the grouping on ``instance`` (:func:`optimizer.plot.plot_map`); return the Axes."""
+        from optimizer.plot import plot_map
+
+        return plot_map(instance, self.groupings, ax)
 
     @property
     def feasible(self) -> bool:
@@ -102,7 +131,8 @@ def evaluate(
     violations += _rules(instance, merged, opened)
     volumes = _volumes(instance, merged)
     breakdown = _breakdown(instance, merged, volumes, opened)
-    return Evaluation(breakdown, len(opened), opened, violations, volumes)
+    grouping = table[GROUPING_COLUMNS]
+    return Evaluation(breakdown, len(opened), opened, violations, volumes, grouping)
 
 
 def _clean(groupings: pd.DataFrame) -> pd.DataFrame:

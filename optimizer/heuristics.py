@@ -15,6 +15,7 @@ the greedy drop and swap searches of Resende & Werneck (2007).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,3 +210,73 @@ class Assigner:
             gain += moved - self.desk[c] * (moved > 0)
         gain[open_mask | closed] = -np.inf
         return gain
+
+
+# ---------------------------------------------------------------------- swaps
+
+NEIGHBOURS = 24  # sites kept per site as swap partners
+PARTNERS = 3  # open sites tried against each closed one
+
+
+def site_neighbours(instance: Instance, k: int = NEIGHBOURS) -> np.ndarray:
+    """Each site's ``k`` nearest other sites (rows), nearest first.
+
+    Network km from the site's host body where it has one, else straight-line
+    km between the sites' coordinates.
+    """
+    sites = instance.sites
+    n = len(sites)
+    k = min(k, n - 1)
+    xy = sites[["x_km", "y_km"]].to_numpy(dtype=float)
+    host = instance.host_of_site
+    out = np.zeros((n, max(k, 0)), dtype=int)
+    for lo in range(0, n, 512):
+        rows = np.arange(lo, min(n, lo + 512))
+        d = np.hypot(xy[rows, 0, None] - xy[None, :, 0], xy[rows, 1, None] - xy[None, :, 1])
+        hosted = host[rows] >= 0
+        d[hosted] = instance.distances[host[rows[hosted]]]
+        d = np.where(np.isfinite(d), d, np.inf)
+        d[np.arange(len(rows)), rows] = -1.0  # itself first, dropped below
+        near = np.argsort(d, axis=1, kind="stable")[:, 1 : k + 1]
+        out[rows] = near
+    return out
+
+
+def swap_search(
+    assigner: Assigner,
+    current: Assignment,
+    neighbours: np.ndarray,
+    locked: np.ndarray,
+    banned: np.ndarray,
+    deadline: float,
+    priority: np.ndarray | None = None,
+) -> Assignment:
+    """First-improvement swaps: open a closed site, close an open one near it.
+
+    Closed sites are tried in order of ``priority`` (highest first; e.g. the
+    LP's ``y``), each against its ``PARTNERS`` nearest open, unlocked sites;
+    every candidate is re-assigned and costed exactly, and the first that
+    lowers the total is kept. Stops at a local optimum or at ``deadline``
+    (a :func:`time.perf_counter` value). Sites in ``banned`` never open.
+    """
+    st = assigner.st
+    mask = np.zeros(st.n_sites, dtype=bool)
+    mask[current.open_sites] = True
+    score = np.zeros(st.n_sites) if priority is None else priority
+    improved = True
+    while improved and time.perf_counter() < deadline:
+        improved = False
+        for c in np.argsort(-score, kind="stable"):
+            if mask[c] or banned[c]:
+                continue
+            partners = [o for o in neighbours[c] if mask[o] and not locked[o]][:PARTNERS]
+            for o in partners:
+                trial = mask.copy()
+                trial[o], trial[c] = False, True
+                found = assigner.assign(trial, current.site)
+                if found is not None and found.cost < current.cost - 1e-6 * abs(current.cost):
+                    current, mask, improved = found, trial, True
+                    break
+            if time.perf_counter() >= deadline:
+                break
+    return current

@@ -28,7 +28,8 @@ class Category:
     Parameters
     ----------
     name : str
-        The category id used in ``spend.csv``.
+        The category id used in ``spend.csv``; left blank, a :class:`Model`
+        fills it from the category's key.
     desk_cost : float
         GBP/yr for every agency that buys this category.
     distance_cost : float
@@ -41,7 +42,7 @@ class Category:
         Free text.
     """
 
-    name: str
+    name: str = ""
     desk_cost: float = 0.0
     distance_cost: float = 0.0
     radius_km: float | None = None
@@ -85,16 +86,40 @@ class Scenario:
 class Model:
     """A scenario and its categories, keyed by category id.
 
+    A model built in code is checked by the same rules, with the same
+    messages, as a TOML file (:func:`optimizer.schema.check_model`): bands
+    may be given as ``(lower, upper, rate)`` triples, and a category's blank
+    ``name`` is filled from its key.
+
+    Raises
+    ------
+    DataValidationError
+        Listing every invalid value, e.g. overlapping bands or a negative cost.
+
     Examples
     --------
-    >>> m = Model(Scenario(), {"ict": Category("ict", desk_cost=5.0)})
+    >>> m = Model(Scenario(), {"ict": Category(desk_cost=5.0, bands=((0, math.inf, 0.1),))})
+    >>> m.categories["ict"].name, m.categories["ict"].bands
+    ('ict', (Band(lower=0.0, upper=inf, rate=0.1),))
     >>> m.with_scenario(same_nation=False).scenario.same_nation
     False
+    >>> m.with_category("ict", desk_cost=-1.0)
+    Traceback (most recent call last):
+    ...
+    optimizer.errors.DataValidationError: 1 problem in the input:
+    (model, column 'categories.ict.desk_cost') | must be >= 0, got -1.0
     """
 
     scenario: Scenario
     categories: Mapping[str, Category]
     extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from optimizer.schema import check_model  # schema builds models: import it late
+
+        scenario, categories = check_model(self.scenario, self.categories)
+        object.__setattr__(self, "scenario", scenario)
+        object.__setattr__(self, "categories", categories)
 
     def with_scenario(self, **changes: Any) -> Model:
         """Return a copy with some scenario fields changed."""

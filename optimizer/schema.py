@@ -11,7 +11,8 @@ from __future__ import annotations
 import itertools
 import math
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,80 @@ def load_model(path: Path | str) -> Model:
     problems.raise_if_any()
     extra = {"spend_model": raw["spend_model"]} if "spend_model" in raw else {}
     return Model(scenario=scenario, categories=categories, extra=extra)
+
+
+def check_model(
+    scenario: Any, categories: Any, source: str = "model"
+) -> tuple[Scenario, dict[str, Category]]:
+    """Validate a model built in code by the rules and messages of a model file.
+
+    Parameters
+    ----------
+    scenario : Scenario or dict
+        The scenario, or a table as in the TOML file.
+    categories : mapping of str to Category or dict
+        Keyed by category id; bands may be :class:`Band` objects or
+        ``(lower, upper, rate)`` triples.
+    source : str
+        The name messages give as the file.
+
+    Returns
+    -------
+    tuple of Scenario and dict
+        Normalised copies: numbers as floats, bands as :class:`Band`, every
+        category named by its key.
+
+    Raises
+    ------
+    DataValidationError
+        Listing every problem.
+
+    Examples
+    --------
+    >>> _, cats = check_model(Scenario(), {"ict": Category(bands=((0, math.inf, 0),))})
+    >>> cats["ict"].name
+    'ict'
+    """
+    problems = Problems()
+    raw = categories
+    if isinstance(categories, Mapping):
+        raw = {key: _raw_category(key, cat, source, problems) for key, cat in categories.items()}
+    checked = _scenario(_raw(scenario), source, problems), _categories(raw, source, problems)
+    problems.raise_if_any()
+    return checked
+
+
+def _raw(part: Any) -> Any:
+    """A scenario or category as the table a TOML file would hold."""
+    if not isinstance(part, Scenario | Category):
+        return part
+    table = {f.name: _plain(getattr(part, f.name)) for f in fields(part) if f.name != "name"}
+    return {key: value for key, value in table.items() if value is not None}
+
+
+def _raw_category(key: str, category: Any, source: str, problems: Problems) -> Any:
+    if not isinstance(category, Category):
+        return category
+    if category.name and category.name != key:
+        message = f"name {category.name!r} differs from its key {key!r}"
+        problems.add(source, None, f"categories.{key}.name", message)
+    table = _raw(category)
+    bands = table.get("bands")
+    if isinstance(bands, list | tuple):
+        table["bands"] = [_triple(b) for b in bands]
+    return table
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python one TOML would give."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _triple(band: Any) -> Any:
+    """A band as the ``[lower, upper, rate]`` list TOML would give."""
+    if isinstance(band, Band):
+        return [band.lower, band.upper, band.rate]
+    return [_plain(v) for v in band] if isinstance(band, list | tuple) else band
 
 
 def _number(

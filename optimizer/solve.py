@@ -100,6 +100,10 @@ class HighsBackend:
         """Change one row's bounds (the level row, between levels)."""
         self.h.changeRowBounds(row, lo, hi)
 
+    def row_dual(self, row: int) -> float | None:
+        """The last LP's dual value of ``row``: d(objective) / d(row's bound)."""
+        return float(self.h.getSolution().row_dual[row])
+
     def relax(self, relaxed: bool) -> None:
         """Drop or restore integrality."""
         idx = np.flatnonzero(self.integer).astype(np.int32)
@@ -116,6 +120,9 @@ class HighsBackend:
             solution.value_valid = True
             self.h.setSolution(solution)
         self.h.run()
+        if self.h.getModelStatus() == highspy.HighsModelStatus.kSolveError:
+            self.h.clearSolver()  # numerical trouble from the warm basis: once more from none
+            self.h.run()
         return self._outcome()
 
     def _outcome(self) -> Outcome:
@@ -158,6 +165,10 @@ class PulpBackend:
     def relax(self, relaxed: bool) -> None:
         """Drop or restore integrality."""
         self.relaxed = relaxed
+
+    def row_dual(self, row: int) -> float | None:
+        """Not read through pulp: None."""
+        return None
 
     def problem(self) -> tuple[pulp.LpProblem, list[pulp.LpVariable]]:
         """Build the pulp problem from the arrays, in bulk."""

@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optimizer.engine import solve_level
+from optimizer import formulation
+from optimizer.engine import LevelSolver, solve_level
 from optimizer.errors import InfeasibleError
 from optimizer.evaluate import evaluate
+from optimizer.formulation import structure
 from optimizer.instance import Instance
 from optimizer.model import Band, Category, Model, Scenario
 from optimizer.solve import SolverOptions
@@ -154,7 +156,7 @@ def make_instance(seed: int) -> Instance:
         categories[c] = Category(
             c,
             desk_cost=float(round(rng.uniform(2_000, 25_000))),
-            distance_cost=float(round(rng.uniform(200, 3_000))),
+            distance_cost=float(round(rng.uniform(200, 3_000))) * _priced_by_distance(seed, c),
             radius_km=radius,
             bands=_bands(rng, total),
         )
@@ -180,6 +182,12 @@ def make_instance(seed: int) -> Instance:
                 sites.at[s, "capacity"] = float(round(share * total))
         instance = Instance(instance.name, bodies, sites, spend, model, distances, edges)
     return instance
+
+
+def _priced_by_distance(seed: int, category: str) -> float:
+    """0 for one category in a third of the instances: a price the same at every agency
+    (with no radius, the engine pools those copies in its cuts)."""
+    return 0.0 if seed % 3 == 0 and category == CATEGORIES[-1] else 1.0
 
 
 @functools.cache
@@ -251,6 +259,7 @@ def test_engine_matches_brute_force(seed: int, level: int | None) -> None:
             f" {expected.total}\n{describe(seed, level)}"
         )
     assert result.status == "optimal"
+    assert result.bound <= expected.total * (1 + 1e-9), "the proven bound must be valid"
     assert result.objective == pytest.approx(expected.total, rel=1e-6), (
         f"engine {result.objective} {result.open_sites}\n{result.groupings}\n"
         f"{describe(seed, level)}"
@@ -291,3 +300,57 @@ def test_instances_exercise_the_model() -> None:
             band_hits += len(bands) > 1 and v > bands[1].lower
     assert sum(n >= 2 for n in feasible_levels) >= 24, feasible_levels
     assert band_hits >= 15
+
+
+def _benders_seeds(most: int = 6) -> list[int]:
+    return [s for s in SEEDS if switches(s)[1] and switches(s)[2] == "none"][:most]
+
+
+@pytest.mark.parametrize("seed", _benders_seeds())
+def test_one_solver_down_every_level_keeps_its_bounds_valid(seed: int) -> None:
+    """Cuts and LP tangents carried from level to level never cut off an optimum."""
+    inst = instance_of(seed)
+    solver = LevelSolver(inst, OPTIONS)
+    feasible = [k for k in range(len(inst.sites), 0, -1) if brute(seed, k) is not None]
+    for k in feasible:
+        expected = brute(seed, k)
+        assert expected is not None
+        result = solver.solve(k)
+        assert result.bound <= expected.total * (1 + 1e-9)
+        assert result.objective == pytest.approx(expected.total, rel=1e-6)
+    assert solver.tangents, "the LP phase recorded no tangent"
+    for k in feasible:
+        expected = brute(seed, k)
+        assert expected is not None
+        assert solver.tangent_bound(k) <= expected.total * (1 + 1e-9)
+
+
+def _pooled_seeds() -> list[int]:
+    """Benders instances where some band costs a client the same at every copy."""
+    return [
+        s for s in _benders_seeds(12) if formulation.cut_lists(structure(instance_of(s)), 1).pools
+    ]
+
+
+@pytest.mark.parametrize("seed", _pooled_seeds())
+def test_pooled_cuts_match_brute_force(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pooling every band whose copies cost a client the same keeps the engine exact.
+
+    With no minimum size every single-copy band is a pool too, so each
+    instance exercises pools, host corrections and their merged cut rows.
+    """
+    monkeypatch.setattr(formulation, "POOL_MIN", 1)
+    inst = instance_of(seed)
+    solver = LevelSolver(inst, OPTIONS)
+    feasible = [k for k in range(len(inst.sites), 0, -1) if brute(seed, k) is not None]
+    for k in feasible:
+        expected = brute(seed, k)
+        assert expected is not None
+        result = solver.solve(k)
+        assert result.bound <= expected.total * (1 + 1e-9)
+        assert result.objective == pytest.approx(expected.total, rel=1e-6)
+    assert solver.lists.n_pools > 0
+
+
+def test_some_instances_pool() -> None:
+    assert len(_pooled_seeds()) >= 3

@@ -56,7 +56,7 @@ def test_toy_status_quo_level(toy: optimizer.Instance) -> None:
     ("level", "cause"),
     [
         (1, "smaller than the 2 nations"),
-        (2, "no grouping at level 2"),
+        (2, "the fewest that can is 3"),
         (7, "larger than the 6 sites"),
     ],
 )
@@ -144,7 +144,7 @@ def test_solve_cli_writes_groupings_and_summary(cli: CliRunner, tmp_path: Path) 
 def test_solve_cli_infeasible_exits_3(cli: CliRunner) -> None:
     code, _, stderr = cli("solve", "--data", "toy", "--level", "2")
     assert code == 3
-    assert "no grouping at level 2" in stderr
+    assert "level 2 is too few" in stderr
     assert "Traceback" not in stderr
 
 

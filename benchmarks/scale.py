@@ -1,0 +1,185 @@
+"""Benchmark: how a curve's time grows with bodies, levels and workers, on synthetic instances.
+
+Generates seeded synthetic instances (``optimizer/synthetic.py``), solves
+each curve at the requested gap with one worker (in this process) and with
+more (local processes), prints a table and writes the ``scale`` section of
+BENCHMARKS.md. Ratios are against the smallest run in the same process:
+``x time`` divides by the smallest instance's time (same levels and workers),
+``speed-up`` divides the one-worker time by this row's. Each configuration
+runs ``--repeats`` times; the table shows medians.
+
+    python benchmarks/scale.py --sizes 500,1000,2000,5000 --level-counts 10,20 --workers 1,2
+
+Levels: ``N`` levels spread geometrically (denser low) from the status quo
+down to ``--lowest`` of the bodies (at least 4): below a few per cent of the
+bodies the synthetic model's radii leave no feasible grouping.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import common
+import numpy as np
+
+import optimizer
+from optimizer.curve import EMPTY, CurveOptions, consolidation_curve
+from optimizer.executors import ExecutorOptions
+from optimizer.solve import SolverOptions
+from optimizer.synthetic import write_dataset
+
+PACKAGES = ("highspy", "numpy", "pandas", "scipy", "distributed")
+TARGET = (5000, 20, 1e-3, 1800.0)  # bodies, levels, gap, seconds on a 2-core machine
+
+
+def levels_for(n_bodies: int, count: int, lowest: float) -> tuple[int, ...]:
+    """``count`` levels from ``n_bodies`` down to ``lowest`` of it, spread geometrically."""
+    low = max(4, round(lowest * n_bodies))
+    return tuple(sorted({round(v) for v in np.geomspace(low, n_bodies, count)}, reverse=True))
+
+
+def run_one(
+    instance: optimizer.Instance, levels: tuple[int, ...], workers: int, gap: float, limit: float
+) -> dict[str, Any]:
+    """Solve one curve; wall seconds, worst gap and how many levels were proven."""
+    executor = (
+        ExecutorOptions("serial") if workers == 1 else ExecutorOptions("processes", workers=workers)
+    )
+    options = CurveOptions(levels, solver=SolverOptions(gap=gap, time_limit=limit))
+    began = time.perf_counter()
+    frame = consolidation_curve(instance, options, executor=executor).to_frame()
+    seconds = time.perf_counter() - began
+    solved = frame[~frame["status"].isin(EMPTY)]
+    proven = int(((frame["status"] == "optimal") | (frame["status"] == "infeasible")).sum())
+    return {
+        "seconds": seconds,
+        "worst_gap": float(solved["gap"].max()) if len(solved) else float("nan"),
+        "proven": proven,
+        "levels": len(levels),
+        "statuses": frame["status"].value_counts().to_dict(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="500,1000,2000,5000")
+    parser.add_argument("--level-counts", default="10,20")
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--gap", type=float, default=1e-3)
+    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per level")
+    parser.add_argument("--lowest", type=float, default=0.04, help="lowest level, share of bodies")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    code = common.revision()
+    sizes = [int(v) for v in args.sizes.split(",")]
+    counts = [int(v) for v in args.level_counts.split(",")]
+    workers = [int(v) for v in args.workers.split(",")]
+    results: dict[tuple[int, int, int], dict[str, Any]] = {}
+    prepared: dict[int, tuple[float, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
+        for n in sizes:
+            began = time.perf_counter()
+            folder = write_dataset(Path(tmp) / f"synth-{n}", n, args.seed)
+            instance = optimizer.load(folder, folder / "model.toml")
+            prepared[n] = (time.perf_counter() - began, float(instance.spend["spend"].sum()))
+            for count in counts:
+                levels = levels_for(n, count, args.lowest)
+                for w in workers:
+                    runs = [
+                        run_one(instance, levels, w, args.gap, args.time_limit)
+                        for _ in range(args.repeats)
+                    ]
+                    result = dict(runs[0])
+                    result["seconds"] = statistics.median(r["seconds"] for r in runs)
+                    result["level_range"] = f"{levels[0]}..{levels[-1]}"
+                    results[(n, count, w)] = result
+                    print(n, count, w, f"{result['seconds']:.1f}s", result["statuses"], flush=True)
+    body = _section(args, code, results, prepared)
+    print(body)
+    if not args.no_write:
+        common.write_section("scale", body)
+
+
+def _section(
+    args: argparse.Namespace,
+    code: str,
+    results: dict[tuple[int, int, int], dict[str, Any]],
+    prepared: dict[int, tuple[float, float]],
+) -> str:
+    smallest = min(n for n, _, _ in results)
+    rows = []
+    for (n, count, w), r in sorted(results.items()):
+        base = results.get((smallest, count, w))
+        single = results.get((n, count, 1))
+        rows.append(
+            [
+                n,
+                r["level_range"],
+                count,
+                w,
+                f"{r['seconds']:.1f}",
+                f"{r['worst_gap']:.1e}",
+                f"{r['proven']}/{r['levels']}",
+                f"{r['seconds'] / base['seconds']:.1f}" if base else "-",
+                f"{single['seconds'] / r['seconds']:.2f}" if single else "-",
+            ]
+        )
+    table = common.markdown_table(
+        [
+            "bodies",
+            "levels",
+            "n levels",
+            "workers",
+            "seconds",
+            "worst gap",
+            "proven",
+            "x time (vs smallest)",
+            "speed-up (vs 1 worker)",
+        ],
+        rows,
+    )
+    setup = ", ".join(f"{n}: {s:.1f} s, GBP {v / 1e9:,.1f}bn" for n, (s, v) in prepared.items())
+    command = (
+        f"python benchmarks/scale.py --sizes {args.sizes} --level-counts {args.level_counts}"
+        f" --workers {args.workers} --gap {args.gap:g} --time-limit {args.time_limit:g}"
+        f" --lowest {args.lowest:g} --seed {args.seed} --repeats {args.repeats}"
+    )
+    return (
+        "## Scale: synthetic instances\n\n"
+        f"Command: `{command}`  \n"
+        f"{common.environment(PACKAGES, code)}\n\n"
+        "Instances from `consolidate datasets synth` (seeded; every body a candidate site);"
+        f" each curve solved to a relative gap of {args.gap:g} with {args.time_limit:g} s per"
+        " level at most. One worker is the curve in this process (one solver, cuts kept from"
+        " level to level); more workers are local processes (`--executor processes`), each"
+        " with one solver thread. `proven` counts levels solved within the gap (or proven"
+        f" infeasible); `seconds` is wall time, median of {args.repeats}.\n\n"
+        f"{table}\n\n"
+        f"Generating and loading each instance (not in `seconds`): {setup}.\n\n"
+        f"Target: {TARGET[0]:,} bodies, {TARGET[1]} levels each within {TARGET[2]:g} in under"
+        f" {TARGET[3] / 60:.0f} minutes on 2 cores: {_verdict(results)}.\n"
+    )
+
+
+def _verdict(results: dict[tuple[int, int, int], dict[str, Any]]) -> str:
+    n, count, _, limit = TARGET
+    runs = [r for (b, c, _), r in results.items() if b == n and c == count]
+    if not runs:
+        return "not run here"
+    best = min(runs, key=lambda r: r["seconds"])
+    met = best["proven"] == best["levels"] and best["seconds"] < limit
+    return (
+        f"{'met' if met else 'not met'} (best run {best['seconds']:.0f} s,"
+        f" {best['proven']}/{best['levels']} levels proven)"
+    )
+
+
+if __name__ == "__main__":
+    main()
