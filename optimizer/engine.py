@@ -256,6 +256,13 @@ class LevelSolver:
         limit = self.options.time_limit if time_limit is None else time_limit
         precheck(self.instance, level, self.opened, self.closed)
         _check_must_open(self.instance, self.st, level)
+        forced = self.everyone_at_home(level)
+        if forced is not None:
+            info: dict[str, Any] = {"formulation": "forced", "iterations": 0, "cuts": 0}
+            info["build"], self.prepared = self.prepared, 0.0
+            return _result(
+                self.instance, self.st, forced, forced.cost, "optimal", info, self.options, began
+            )
         if level is not None and level < self.smallest_level():
             raise InfeasibleError(
                 f"level {level} is too few: no {level} agencies can serve every body in every"
@@ -354,6 +361,24 @@ class LevelSolver:
                 stats["cuts"] += self.seed(rounded)
                 best = rounded
         return best, bound
+
+    def everyone_at_home(self, level: int | None) -> Assignment | None:
+        """The only grouping when every site must open and every client's body hosts one.
+
+        Then the host rule sends every (body, category) to its own site: the
+        status quo, optimal because it is the only feasible grouping. Not used
+        with capacities (which that grouping may break).
+        """
+        st = self.st
+        openable = ~(st.fixed_closed | unhostable(st))
+        if level is None or level != int(openable.sum()) or (st.client_host < 0).any():
+            return None
+        if np.isfinite(st.site_capacity).any():
+            return None
+        if (np.diff(st.host_ptr) == 0).any():
+            return None
+        site = st.client_host.copy()
+        return Assignment(site, self.assigner.cost(site, openable), np.flatnonzero(openable))
 
     def tangent_bound(self, level: int | None) -> float:
         """A lower bound at ``level`` from the LPs solved at other levels.

@@ -12,8 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from optimizer import Instance, Model, load_instance, load_model
+import optimizer
+from optimizer import CurveOptions, Instance, Model, consolidation_curve, load_instance, load_model
 from optimizer.resources import data_path
+from optimizer.run import run_inputs
 
 CLI_CODE = "from optimizer.cli import main; main()"
 
@@ -125,3 +127,12 @@ def write_groupings_csv(tmp_path: Path) -> Callable[[pd.DataFrame, str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def toy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real curve run of the toy dataset, levels 6 to 3 (2 is infeasible); read only."""
+    out = tmp_path_factory.mktemp("toy-run")
+    options = CurveOptions(levels=(6, 5, 4, 3, 2))
+    consolidation_curve(optimizer.load("toy"), options, out, inputs=run_inputs("toy", None))
+    return out

@@ -306,9 +306,8 @@ def _benders_seeds(most: int = 6) -> list[int]:
     return [s for s in SEEDS if switches(s)[1] and switches(s)[2] == "none"][:most]
 
 
-@pytest.mark.parametrize("seed", _benders_seeds())
-def test_one_solver_down_every_level_keeps_its_bounds_valid(seed: int) -> None:
-    """Cuts and LP tangents carried from level to level never cut off an optimum."""
+def _solve_down(seed: int) -> tuple[LevelSolver, list[int]]:
+    """One solver down every feasible level, each checked against the brute force."""
     inst = instance_of(seed)
     solver = LevelSolver(inst, OPTIONS)
     feasible = [k for k in range(len(inst.sites), 0, -1) if brute(seed, k) is not None]
@@ -318,6 +317,13 @@ def test_one_solver_down_every_level_keeps_its_bounds_valid(seed: int) -> None:
         result = solver.solve(k)
         assert result.bound <= expected.total * (1 + 1e-9)
         assert result.objective == pytest.approx(expected.total, rel=1e-6)
+    return solver, feasible
+
+
+@pytest.mark.parametrize("seed", _benders_seeds())
+def test_one_solver_down_every_level_keeps_its_bounds_valid(seed: int) -> None:
+    """Cuts and LP tangents carried from level to level never cut off an optimum."""
+    solver, feasible = _solve_down(seed)
     assert solver.tangents, "the LP phase recorded no tangent"
     for k in feasible:
         expected = brute(seed, k)
@@ -340,15 +346,7 @@ def test_pooled_cuts_match_brute_force(seed: int, monkeypatch: pytest.MonkeyPatc
     instance exercises pools, host corrections and their merged cut rows.
     """
     monkeypatch.setattr(formulation, "POOL_MIN", 1)
-    inst = instance_of(seed)
-    solver = LevelSolver(inst, OPTIONS)
-    feasible = [k for k in range(len(inst.sites), 0, -1) if brute(seed, k) is not None]
-    for k in feasible:
-        expected = brute(seed, k)
-        assert expected is not None
-        result = solver.solve(k)
-        assert result.bound <= expected.total * (1 + 1e-9)
-        assert result.objective == pytest.approx(expected.total, rel=1e-6)
+    solver, _ = _solve_down(seed)
     assert solver.lists.n_pools > 0
 
 

@@ -23,15 +23,6 @@ from optimizer.run import open_run, run_inputs
 TERMS = ["agencies", "desks", "purchases", "distance", "total"]
 
 
-@pytest.fixture(scope="module")
-def toy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real curve run of the toy dataset, levels 6 to 3 (2 is infeasible)."""
-    out = tmp_path_factory.mktemp("toy-run")
-    options = CurveOptions(levels=(6, 5, 4, 3, 2))
-    consolidation_curve(optimizer.load("toy"), options, out, inputs=run_inputs("toy", None))
-    return out
-
-
 def test_rows_add_up_to_every_level_of_the_curve(toy_run: Path) -> None:
     run = open_run(toy_run)
     assert run.levels == [6, 5, 4, 3]

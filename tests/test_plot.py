@@ -15,7 +15,6 @@ from matplotlib.collections import Collection
 from PIL import Image
 
 import optimizer
-from optimizer.curve import CurveOptions, consolidation_curve
 from optimizer.errors import DataValidationError
 from optimizer.plot import (
     agency_colours,
@@ -25,16 +24,7 @@ from optimizer.plot import (
     plot_map,
     save,
 )
-from optimizer.run import open_run, run_inputs, status_quo_groupings
-
-
-@pytest.fixture(scope="module")
-def toy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real curve run of the toy dataset, levels 6 to 3 (2 is infeasible)."""
-    out = tmp_path_factory.mktemp("toy-run")
-    options = CurveOptions(levels=(6, 5, 4, 3, 2))
-    consolidation_curve(optimizer.load("toy"), options, out, inputs=run_inputs("toy", None))
-    return out
+from optimizer.run import open_run, status_quo_groupings
 
 
 def _curve(folder: Path) -> pd.DataFrame:

@@ -13,8 +13,6 @@ import pandas as pd
 import pytest
 from conftest import CliRunner
 
-import optimizer
-from optimizer.curve import CurveOptions, consolidation_curve
 from optimizer.errors import DataValidationError
 from optimizer.report import (
     CONTEXT_FILE,
@@ -23,7 +21,7 @@ from optimizer.report import (
     money,
     parse_levels_option,
 )
-from optimizer.run import open_run, run_inputs
+from optimizer.run import open_run
 
 EXTERNAL = re.compile(r"^\s*(https?:|//|ftp:)", re.IGNORECASE)
 
@@ -66,15 +64,6 @@ def _parse(text: str) -> Page:
     page.feed(text)
     page.close()
     return page
-
-
-@pytest.fixture(scope="module")
-def toy_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A real curve run of the toy dataset, levels 6 to 3 (2 is infeasible)."""
-    out = tmp_path_factory.mktemp("toy-run")
-    options = CurveOptions(levels=(6, 5, 4, 3, 2))
-    consolidation_curve(optimizer.load("toy"), options, out, inputs=run_inputs("toy", None))
-    return out
 
 
 @pytest.fixture(scope="module")
