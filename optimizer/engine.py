@@ -285,10 +285,6 @@ class LevelSolver:
             self.master = backend(model, self.options)
         return self.master
 
-    def _add(self, rows: Rows) -> None:
-        """Add cuts to the master."""
-        self.master.add_rows(rows)
-
     def _benders(
         self, level: int | None, start: Assignment | None, limit: float | None, began: float
     ) -> tuple[Assignment | None, float, str, dict[str, Any]]:
@@ -352,7 +348,7 @@ class LevelSolver:
             stats["cuts"] += count
             if count == 0:
                 break
-            self._add(rows)
+            self.master.add_rows(rows)
             if out.status == "time_limit":
                 break
         if values is not None:
@@ -478,7 +474,7 @@ class LevelSolver:
         values = _start_vector(st, self.lists, self.assigner, grouping)
         values[st.n_sites + st.n_copies : self.lists.pool0] = -np.inf
         rows, count = separate(st, self.lists, values)
-        self._add(rows)
+        self.master.add_rows(rows)
         return count
 
     def _mip_loop(
@@ -511,7 +507,7 @@ class LevelSolver:
                 best = _better(best, _from_master(st, assigner, y, w))
                 rows, count = separate(st, self.lists, out.values)
                 stats["cuts"] += count
-                self._add(rows)
+                self.master.add_rows(rows)
             if best is not None and _gap(best.cost, bound) <= self.options.gap:
                 status = "optimal"
                 break
