@@ -99,7 +99,8 @@ def _section(
     frame = tables["processes"]
     statuses = frame["status"].value_counts().to_dict()
     differ = differences(tables["processes"], tables["dask"])
-    unproven = differ[~differ["status"].isin(["optimal", "infeasible"])]
+    proven = ["optimal", "infeasible"]
+    both = differ["status"].isin(proven) & differ["status_other"].isin(proven)
     table = common.markdown_table(
         ["executor", "workers", "seconds (median)", "runs", "vs processes"],
         [
@@ -122,8 +123,9 @@ def _section(
         same = "identical: every row of the two tables agrees exactly (`seconds` aside)."
     else:
         same = (
-            f"{len(differ)} of {len(frame)} rows differ, {len(unproven)} of them at levels"
-            " neither run proved (stopped by the time limit, so the result depends on timing):"
+            f"{len(differ)} of {len(frame)} rows differ: {int((~both).sum())} where a run"
+            " stopped at the time limit (the result depends on timing),"
+            f" {int(both.sum())} where both runs proved the level:"
             f" {', '.join(f'{r.scenario}/{r.level}' for r in differ.itertuples())}."
         )
     return (
