@@ -35,7 +35,7 @@ from optimizer.evaluate import evaluate
 from optimizer.executors import ExecutorOptions, completed
 from optimizer.heuristics import Assigner, Assignment
 from optimizer.instance import Instance
-from optimizer.results import atomic_write_text, write_groupings, write_json
+from optimizer.results import atomic_write_text, claim_folder, write_groupings, write_json
 from optimizer.solve import SolverOptions, clock
 
 CURVE_COLUMNS = [
@@ -487,23 +487,7 @@ def _prepare(
         return {}
     stamp = fingerprint(instance, options)
     record = out / "run.json"
-    if record.exists():
-        if not resume:
-            raise DataValidationError(
-                [
-                    f"({out}) | holds a run already: add --resume to continue it,"
-                    " or choose another --out"
-                ]
-            )
-        before = json.loads(record.read_text(encoding="utf-8"))
-        if before.get("instance") != stamp["instance"] or before.get("options") != stamp["options"]:
-            raise DataValidationError(
-                [
-                    f"({record}) | the inputs or options differ from the run"
-                    " recorded here; resume with the same ones, or use another --out"
-                ]
-            )
-    else:
+    if claim_folder(record, stamp, resume, "run", "the inputs or options"):
         write_json(record, stamp if inputs is None else {**stamp, "inputs": inputs})
     return _finished(out, options.levels)
 

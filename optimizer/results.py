@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from optimizer.errors import DataValidationError
 from optimizer.evaluate import GROUPING_COLUMNS
 from optimizer.schema import Problems, read_csv, require_columns
 
@@ -70,3 +71,38 @@ def _plain(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def claim_folder(
+    record: Path, stamp: dict[str, Any], resume: bool, kind: str, compared: str
+) -> bool:
+    """Start a run in ``record``'s folder, or check that it may be resumed there.
+
+    A new folder is claimed by writing nothing yet: the caller writes the
+    record. An existing ``record`` is refused without ``resume``, and with it
+    unless its ``stamp`` keys equal ``stamp`` (``compared`` names them in the
+    message; ``kind`` is "run" or "sweep").
+
+    Returns
+    -------
+    bool
+        True when ``record`` is new and the caller should write it.
+    """
+    if not record.exists():
+        return True
+    if not resume:
+        raise DataValidationError(
+            [
+                f"({record.parent}) | holds a {kind} already: add --resume to continue it,"
+                " or choose another --out"
+            ]
+        )
+    before = json.loads(record.read_text(encoding="utf-8"))
+    if {k: before.get(k) for k in stamp} != json.loads(json.dumps(stamp, default=str)):
+        raise DataValidationError(
+            [
+                f"({record}) | {compared} differ from the {kind} recorded here;"
+                " resume with the same ones, or use another --out"
+            ]
+        )
+    return False

@@ -77,7 +77,7 @@ from optimizer.errors import DataValidationError
 from optimizer.executors import ExecutorOptions, completed
 from optimizer.instance import Instance
 from optimizer.model import Band, Model
-from optimizer.results import atomic_write_text, write_json
+from optimizer.results import atomic_write_text, claim_folder, write_json
 from optimizer.schema import Problems
 from optimizer.solve import SOLVERS, SolverOptions
 
@@ -607,23 +607,7 @@ def _prepare(
             {"scenario": s.id, "draw": s.draw, "parameters": dict(s.parameters)} for s in scenarios
         ],
     }
-    if record.exists():
-        if not resume:
-            raise DataValidationError(
-                [
-                    f"({out}) | holds a sweep already: add --resume to continue it,"
-                    " or choose another --out"
-                ]
-            )
-        before = json.loads(record.read_text(encoding="utf-8"))
-        if {k: before.get(k) for k in stamp} != json.loads(json.dumps(stamp, default=str)):
-            raise DataValidationError(
-                [
-                    f"({record}) | the sweep file or its inputs differ from the sweep recorded"
-                    " here; resume with the same ones, or use another --out"
-                ]
-            )
-    else:
+    if claim_folder(record, stamp, resume, "sweep", "the sweep file or its inputs"):
         write_json(record, {**stamp, "versions": versions()})
     done = {}
     for s in scenarios:

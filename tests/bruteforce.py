@@ -242,15 +242,9 @@ def solve(instance, level: int | None) -> Solution | None:
     return Solution(again, opened, assignment, enumerated)
 
 
-def check(instance, assignment: dict[tuple[str, str], str], opened: Sequence[str]) -> list[str]:
-    """The rules of MODEL.md a grouping breaks (plain Python, one pair at a time)."""
-    data = read(instance)
-    sites = {s: j for j, s in enumerate(data.sites)}
-    bodies = {b: i for i, b in enumerate(data.bodies)}
-    cats = {c: i for i, c in enumerate(data.cats)}
-    opened_set = set(opened)
-    problems = []
-    pairs = {
+def _spend_by_pair(data) -> dict[tuple[str, str], float]:
+    """Spend of every (body, category) pair with spend, keyed by ids."""
+    return {
         (data.bodies[b], data.cats[c]): s
         for b, c, s in zip(
             data.client_body.tolist(),
@@ -259,6 +253,17 @@ def check(instance, assignment: dict[tuple[str, str], str], opened: Sequence[str
             strict=True,
         )
     }
+
+
+def check(instance, assignment: dict[tuple[str, str], str], opened: Sequence[str]) -> list[str]:
+    """The rules of MODEL.md a grouping breaks (plain Python, one pair at a time)."""
+    data = read(instance)
+    sites = {s: j for j, s in enumerate(data.sites)}
+    bodies = {b: i for i, b in enumerate(data.bodies)}
+    cats = {c: i for i, c in enumerate(data.cats)}
+    opened_set = set(opened)
+    problems = []
+    pairs = _spend_by_pair(data)
     if set(assignment) != set(pairs):
         problems.append("the grouping does not cover exactly the pairs with spend")
     load: dict[str, float] = {}
@@ -292,15 +297,7 @@ def cost_of(instance, assignment: dict[tuple[str, str], str], opened: Sequence[s
     sites = {s: j for j, s in enumerate(data.sites)}
     bodies = {b: i for i, b in enumerate(data.bodies)}
     cats = {c: i for i, c in enumerate(data.cats)}
-    spend = {
-        (data.bodies[b], data.cats[c]): s
-        for b, c, s in zip(
-            data.client_body.tolist(),
-            data.client_cat.tolist(),
-            data.client_spend.tolist(),
-            strict=True,
-        )
-    }
+    spend = _spend_by_pair(data)
     all_open = set(opened) | set(assignment.values())
     agencies = sum(float(data.fixed[sites[s]]) for s in all_open)
     volume: dict[tuple[str, int], float] = {}
