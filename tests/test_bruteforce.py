@@ -352,3 +352,28 @@ def test_pooled_cuts_match_brute_force(seed: int, monkeypatch: pytest.MonkeyPatc
 
 def test_some_instances_pool() -> None:
     assert len(_pooled_seeds()) >= 3
+
+
+@pytest.mark.parametrize("seed", _pooled_seeds()[:4])
+def test_pooled_cuts_are_the_plain_cuts(seed: int) -> None:
+    """At any master point, each client's pooled cut asks the same of theta as its plain one."""
+    st = structure(instance_of(seed))
+    pooled, plain = formulation.cut_lists(st, 1), formulation.cut_lists(st, 10**9)
+    rng = np.random.default_rng(seed)
+    for _ in range(5):
+        y, w = rng.random(st.n_sites), rng.random(st.n_copies)
+        demands = []
+        for lists in (pooled, plain):
+            point = np.r_[y, w, np.full(st.n_clients, -np.inf), lists.pool_values(w)]
+            rows, _ = formulation.separate(st, lists, point)
+            theta0 = st.n_sites + st.n_copies
+            need = {}
+            for cols, vals, lo in zip(rows.cols, rows.vals, rows.lo, strict=True):
+                at = (cols >= theta0) & (cols < theta0 + st.n_clients)
+                if at.any():
+                    finite = np.where(np.isfinite(point[cols]), point[cols], 0.0)
+                    need[int(cols[at][0])] = lo - float(vals[~at] @ finite[~at])
+            demands.append(need)
+        assert demands[0].keys() == demands[1].keys()
+        for i, value in demands[0].items():
+            assert value == pytest.approx(demands[1][i], rel=1e-9, abs=1e-6)
