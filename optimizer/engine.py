@@ -29,6 +29,7 @@ import pandas as pd
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError, SolverError
 from optimizer.evaluate import Evaluation, evaluate
 from optimizer.formulation import (
+    TOLERANCE,
     CutLists,
     MatrixModel,
     Rows,
@@ -245,6 +246,7 @@ class LevelSolver:
         self.tangents: list[tuple[int, float, float]] = []
         self.neighbours: np.ndarray | None = None
         self.lp_y: np.ndarray | None = None
+        self.last_lp: tuple[float, np.ndarray, np.ndarray | None] | None = None
         self.fewest: int | None = None
         self.prepared = clock() - began
 
@@ -332,6 +334,7 @@ class LevelSolver:
         if best is not None:
             stats["cuts"] += self.seed(best)
         bound, values = self.tangent_bound(level), None
+        self.last_lp = None
         for _ in range(LP_ROUNDS):
             out = solver.solve(_remaining(limit, began))
             if out.status == "infeasible":
@@ -341,6 +344,7 @@ class LevelSolver:
             if out.status == "optimal":
                 bound = max(bound, out.objective)  # a relaxation with fewer cuts: still a bound
                 self._add_tangent(level, out.objective)
+                self.last_lp = (out.objective, out.values, solver.reduced_costs())
             values = out.values
             self.lp_y = values[: st.n_sites]
             rows, count = separate(st, self.lists, values)
@@ -352,11 +356,35 @@ class LevelSolver:
             if out.status == "time_limit":
                 break
         if values is not None:
-            rounded = self.assigner.assign(_round(st, values[: st.n_sites], level))
+            rounded = self.round_lp(values, level, _remaining(limit, began))
             if rounded is not None and (best is None or rounded.cost < best.cost):
                 stats["cuts"] += self.seed(rounded)
                 best = rounded
         return best, bound
+
+    def round_lp(
+        self, values: np.ndarray, level: int | None, time_limit: float | None = None
+    ) -> Assignment | None:
+        """A grouping near a master LP point.
+
+        Opens the sites the LP likes most among sets that reach every client
+        (a covering MIP weighted by ``y``; the ``level`` largest ``y`` when
+        the level is free), then prices the first assignment round at the
+        volumes the LP routes to each open site (:func:`lp_sites`).
+        """
+        st = self.st
+        y, w, _ = _split(st, values)
+        mask = None
+        if level is not None:
+            found = self.cover(level, time_limit, -np.clip(y, 0.0, 1.0))
+            mask = None if found is None else _mask(st, found.open_sites)
+        if mask is None:
+            mask = _round(st, y, level)
+        plain = self.assigner.assign(mask)
+        if plain is None:
+            return None
+        guided = self.assigner.assign(mask, lp_sites(st, w, mask, plain.site))
+        return _better(plain, guided)
 
     def everyone_at_home(self, level: int | None) -> Assignment | None:
         """The only grouping when every site must open and every client's body hosts one.
@@ -392,11 +420,14 @@ class LevelSolver:
         if level is not None and slope is not None and math.isfinite(slope):
             self.tangents.append((level, value, slope))
 
-    def cover(self, level: int, time_limit: float | None = None) -> Assignment | None:
+    def cover(
+        self, level: int, time_limit: float | None = None, weight: np.ndarray | None = None
+    ) -> Assignment | None:
         """A feasible grouping at ``level`` from a covering MIP, or None.
 
         Every client needs an open site it may buy from (its host's included);
-        among such sets of ``level`` sites, open the ones hosting most spend.
+        among such sets of ``level`` sites, open the ones of least ``weight``
+        (default: hosting most spend), ties to the ones hosting most spend.
         Near the smallest feasible level, greedy moves get stuck and this finds
         a start.
         """
@@ -406,7 +437,10 @@ class LevelSolver:
         hosted = np.zeros(st.n_sites)
         has = st.client_host >= 0
         np.add.at(hosted, st.client_host[has], st.client_spend[has])
-        model = self._cover_model(-hosted / max(hosted.max(), 1.0), rows)
+        cost = -hosted / max(hosted.max(), 1.0)
+        if weight is not None:
+            cost = weight + 1e-3 * cost
+        model = self._cover_model(cost, rows)
         out = backend(model, SolverOptions(gap=1e-2, threads=self.options.threads)).solve(
             time_limit
         )
@@ -485,11 +519,53 @@ class LevelSolver:
         began: float,
         stats: dict[str, Any],
     ) -> tuple[Assignment | None, float, str, dict[str, Any]]:
-        st, solver, assigner = self.st, self.master, self.assigner
-        solver.relax(False)
-        status = "time_limit"
         if best is not None and _gap(best.cost, bound) <= self.options.gap:
             return best, bound, "optimal", stats
+        fixed = self.fix_by_reduced_costs(best.cost) if best is not None else None
+        self.master.relax(False)
+        try:
+            return self._mip_rounds(best, bound, limit, began, stats)
+        finally:
+            if fixed is not None:
+                self.master.set_col_bounds(*fixed)
+
+    def fix_by_reduced_costs(
+        self, upper: float
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Fix the ``y`` and ``w`` that the last LP proves cannot move in a better grouping.
+
+        With LP value ``v`` and reduced cost ``d_j``, any grouping with column
+        ``j`` away from the bound it sits at costs at least ``v + |d_j|``; when
+        that exceeds ``upper`` (the incumbent's cost), ``j`` stays at its
+        bound. Valid for this level only: returns the columns and their old
+        bounds, to put back after it.
+        """
+        if self.last_lp is None:
+            return None
+        value, point, reduced = self.last_lp
+        if reduced is None:
+            return None
+        n = self.st.n_sites + self.st.n_copies
+        lo, hi = self.master.col_bounds(np.arange(n))
+        x, d = point[:n], reduced[:n]
+        slack = upper - value + TOLERANCE * abs(upper)
+        at_lo = (np.abs(x - lo) <= TOLERANCE) & (d > slack)
+        at_hi = (np.abs(x - hi) <= TOLERANCE) & (-d > slack) & ~at_lo
+        cols = np.flatnonzero((at_lo | at_hi) & (lo < hi))
+        new = np.where(at_lo[cols], lo[cols], hi[cols])
+        self.master.set_col_bounds(cols, new, new)
+        return cols, lo[cols], hi[cols]
+
+    def _mip_rounds(
+        self,
+        best: Assignment | None,
+        bound: float,
+        limit: float | None,
+        began: float,
+        stats: dict[str, Any],
+    ) -> tuple[Assignment | None, float, str, dict[str, Any]]:
+        st, solver, assigner = self.st, self.master, self.assigner
+        status = "time_limit"
         for _ in range(MIP_ROUNDS):
             if limit is not None and clock() - began >= limit:
                 break
@@ -671,6 +747,38 @@ def _round(st: Structure, y: np.ndarray, level: int | None) -> np.ndarray:
     mask = np.zeros(st.n_sites, dtype=bool)
     mask[np.argsort(-score, kind="stable")[:level]] = True
     return mask
+
+
+def _mask(st: Structure, sites: np.ndarray) -> np.ndarray:
+    mask = np.zeros(st.n_sites, dtype=bool)
+    mask[sites] = True
+    return mask
+
+
+def lp_sites(st: Structure, w: np.ndarray, mask: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """Each client's open site that a master LP point sends most of it to.
+
+    The client fills its copies cheapest first up to the LP's ``w`` (as in
+    :func:`optimizer.formulation.separate`); among the open sites it reaches,
+    the one it fills most (ties to the cheapest). Clients whose host is open
+    stay there; clients that reach no open site take ``fallback``.
+    """
+    seg = np.repeat(np.arange(st.n_clients), np.diff(st.ptr))
+    worth = np.clip(w[st.lst_copy], 0.0, 1.0)
+    cum = np.cumsum(worth)
+    before = cum - worth - np.r_[0.0, cum][st.ptr[:-1]][seg]
+    x = np.clip(1.0 - before, 0.0, worth)
+    sites = st.copy_site[st.lst_copy]
+    score = np.where(mask[sites] & (x > TOLERANCE), x, -1.0)
+    order = np.lexsort((np.arange(len(seg)), -score, seg))
+    heads = order[np.r_[0, np.flatnonzero(np.diff(seg[order])) + 1]] if len(seg) else order
+    site = fallback.copy()
+    good = score[heads] > 0
+    site[seg[heads[good]]] = sites[heads[good]]
+    host = st.client_host
+    at_home = (host >= 0) & mask[np.maximum(host, 0)]
+    site[at_home] = host[at_home]
+    return site
 
 
 def _from_master(

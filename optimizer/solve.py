@@ -15,6 +15,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import highspy
 import numpy as np
@@ -56,13 +57,13 @@ class HighsBackend:
     """A model held in HiGHS; rows can be added and the model re-solved."""
 
     def __init__(self, model: MatrixModel, options: SolverOptions) -> None:
-        self.h = highspy.Highs()
-        self.h.setOptionValue("output_flag", False)
+        self.settings: dict[str, Any] = {"output_flag": False, "mip_rel_gap": float(options.gap)}
         if options.threads:
-            self.h.setOptionValue("threads", int(options.threads))
-        self.h.setOptionValue("mip_rel_gap", float(options.gap))
+            self.settings["threads"] = int(options.threads)
+        self.h = self._highs()
         self.integer = model.integer
         self.relaxed = False
+        self.ran = False
         lp = highspy.HighsLp()
         csc = model.matrix.tocsc()
         lp.num_col_, lp.num_row_ = csc.shape[1], csc.shape[0]
@@ -104,6 +105,22 @@ class HighsBackend:
         """The last LP's dual value of ``row``: d(objective) / d(row's bound)."""
         return float(self.h.getSolution().row_dual[row])
 
+    def reduced_costs(self) -> np.ndarray | None:
+        """The last LP's reduced costs (column duals), or None if it has none."""
+        solution = self.h.getSolution()
+        return np.array(solution.col_dual) if solution.dual_valid else None
+
+    def set_col_bounds(self, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Change the bounds of some columns."""
+        if len(cols):
+            idx = np.asarray(cols, dtype=np.int32)
+            self.h.changeColsBounds(len(idx), idx, np.asarray(lo, float), np.asarray(hi, float))
+
+    def col_bounds(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The current bounds of some columns."""
+        lp = self.h.getLp()
+        return np.array(lp.col_lower_)[cols], np.array(lp.col_upper_)[cols]
+
     def relax(self, relaxed: bool) -> None:
         """Drop or restore integrality."""
         idx = np.flatnonzero(self.integer).astype(np.int32)
@@ -113,6 +130,9 @@ class HighsBackend:
 
     def solve(self, time_limit: float | None, start: np.ndarray | None = None) -> Outcome:
         """Solve; ``start`` is a full column vector to warm-start from."""
+        if self.ran:
+            self._refresh()
+        self.ran = True
         self.h.setOptionValue("time_limit", float(time_limit) if time_limit else math.inf)
         if start is not None:
             solution = highspy.HighsSolution()
@@ -124,6 +144,29 @@ class HighsBackend:
             self.h.clearSolver()  # numerical trouble from the warm basis: once more from none
             self.h.run()
         return self._outcome()
+
+    def _highs(self) -> highspy.Highs:
+        h = highspy.Highs()
+        for name, value in self.settings.items():
+            h.setOptionValue(name, value)
+        return h
+
+    def _refresh(self) -> None:
+        """Hand the model to a new HiGHS object, keeping the basis.
+
+        After rows are added to a solved model, HiGHS keeps its internal
+        state (scaling among it) from the first solve; on the Benders master
+        the dual simplex then stalls for minutes (86,000 iterations on one
+        uk-councils round) where the same model and basis passed afresh takes
+        about 1,200 iterations and under a second. A new object also restarts
+        HiGHS's clock: an LP's time limit counts every run of the object so far.
+        """
+        basis = self.h.getBasis()
+        lp = self.h.getLp()
+        self.h = self._highs()
+        self.h.passModel(lp)
+        if basis.valid:
+            self.h.setBasis(basis)
 
     def _outcome(self) -> Outcome:
         status = self.h.getModelStatus()
@@ -165,6 +208,18 @@ class PulpBackend:
     def relax(self, relaxed: bool) -> None:
         """Drop or restore integrality."""
         self.relaxed = relaxed
+
+    def reduced_costs(self) -> np.ndarray | None:
+        """Not read through pulp: None."""
+        return None
+
+    def set_col_bounds(self, cols: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> None:
+        """Change the bounds of some columns."""
+        self.model.lower[cols], self.model.upper[cols] = lo, hi
+
+    def col_bounds(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The current bounds of some columns."""
+        return self.model.lower[cols].copy(), self.model.upper[cols].copy()
 
     def row_dual(self, row: int) -> float | None:
         """Not read through pulp: None."""

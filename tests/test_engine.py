@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import scipy.sparse as sp
 
 import optimizer
 from optimizer.engine import solve_level
 from optimizer.errors import DataValidationError, InfeasibleError
 from optimizer.evaluate import evaluate
+from optimizer.formulation import MatrixModel, Rows
 from optimizer.results import read_groupings
 from optimizer.schema import load_model
-from optimizer.solve import SolverOptions
+from optimizer.solve import HighsBackend, SolverOptions
 from tests.conftest import CliRunner
 from tests.synthetic import write_synthetic
 
@@ -169,3 +173,30 @@ def test_unknown_solver_is_bad_input(cli: CliRunner) -> None:
         SolverOptions(solver="gurobi")
     code, _, stderr = cli("solve", "--data", "toy", "--level", "3", "--solver", "gurobi")
     assert code == 2 and "(--solver) | expected one of" in stderr
+
+
+def test_a_re_solve_gets_its_own_time_limit() -> None:
+    """HiGHS counts an LP's time limit over every run of its object: re-solves must not."""
+    rng = np.random.default_rng(3)
+    n = 400
+    matrix = sp.csr_matrix(rng.uniform(0.0, 1.0, (n, n)))
+    model = MatrixModel(
+        -rng.uniform(1.0, 2.0, n),
+        np.zeros(n),
+        np.full(n, np.inf),
+        np.zeros(n, dtype=bool),
+        matrix,
+        np.full(n, -np.inf),
+        rng.uniform(1.0, 2.0, n),
+    )
+    solver = HighsBackend(model, SolverOptions())
+    began = time.perf_counter()
+    assert solver.solve(None).status == "optimal"
+    first = time.perf_counter() - began
+    assert first > 0.05, "the first solve must take long enough to matter"
+    for _ in range(3):  # a cut the last point violates: a few dual simplex iterations each
+        point = solver.solve(first / 2)
+        assert point.status == "optimal" and point.values is not None
+        cut = Rows()
+        cut.add(np.arange(n), np.ones(n), -np.inf, 0.9 * float(point.values.sum()))
+        solver.add_rows(cut)
