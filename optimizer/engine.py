@@ -48,6 +48,7 @@ from optimizer.solve import SolverOptions, backend, clock, to_pulp
 
 LP_ROUNDS = 500
 MIP_ROUNDS = 200
+PURGE_AGE = 8  # a cut no optimal LP priced in this many solves in a row leaves the master
 POLISH_SHARE = 0.5  # of the time left after the LP phase, for swaps before the MIP
 COVER_TIME_LIMIT = 60.0  # s; on a time-out the cover's bound still proves the levels below
 CHECK_TOLERANCE = 1e-6
@@ -284,6 +285,7 @@ class LevelSolver:
             self.lists = cut_lists(self.st)
             model = build_master(self.st, self.lists, None)
             self.level_row = model.level_row
+            self.cut_row0 = model.matrix.shape[0]
             self.master = backend(model, self.options)
         return self.master
 
@@ -327,6 +329,7 @@ class LevelSolver:
         stats: dict[str, Any],
     ) -> tuple[Assignment | None, float]:
         st, solver = self.st, self.master
+        stats["purged"] = stats.get("purged", 0) + solver.purge(self.cut_row0, PURGE_AGE)
         solver.set_row_bounds(self.level_row, *level_bounds(level, st.n_sites))
         solver.relax(True)
         if best is None and level is not None:

@@ -51,6 +51,7 @@ class Assigner:
         self.n_cats = len(self.cats)
         self.desk = np.array([c.desk_cost for c in self.cats])
         self.lowers = [np.array([b.lower for b in c.bands]) for c in self.cats]
+        self.uppers = [np.array([b.upper for b in c.bands]) for c in self.cats]
         self.rates = [np.array([b.rate for b in c.bands]) for c in self.cats]
         self.rows = [np.flatnonzero(st.client_cat == c) for c in range(self.n_cats)]
         self.base = [self._base(instance, c) for c in range(self.n_cats)]
@@ -101,12 +102,16 @@ class Assigner:
         """Each client's cheapest open site at the given marginal rates (host rule applied)."""
         st = self.st
         site = np.full(st.n_clients, -1)
+        cols = np.flatnonzero(open_mask)
+        if not len(cols):
+            return None
         for c, clients in enumerate(self.rows):
-            price = self.price(c, rates, open_mask)
+            spend = st.client_spend[clients]
+            price = self.base[c][:, cols] - spend[:, None] * rates[cols, c][None, :]
             pick = np.argmin(price, axis=1)
             if not np.isfinite(price[np.arange(len(clients)), pick]).all():
                 return None
-            site[clients] = pick
+            site[clients] = cols[pick]
         host = st.client_host
         forced = (host >= 0) & open_mask[np.maximum(host, 0)]
         site[forced] = host[forced]
@@ -143,11 +148,14 @@ class Assigner:
     def cost(self, site: np.ndarray, open_mask: np.ndarray) -> float:
         """MODEL.md total of clients at ``site`` with the sites in ``open_mask`` open."""
         volume = self.volumes(site)
-        used_site, used_cat = np.nonzero(volume > 0)
-        purchases = sum(
-            v - self.cats[c].saving(v)
-            for v, c in zip(volume[used_site, used_cat].tolist(), used_cat.tolist(), strict=True)
-        )
+        _, used_cat = np.nonzero(volume > 0)
+        purchases = 0.0
+        for c in range(self.n_cats):
+            v = volume[:, c][volume[:, c] > 0]
+            saved = (np.clip(v[:, None], self.lowers[c], self.uppers[c]) - self.lowers[c]) @ (
+                self.rates[c]
+            )
+            purchases += float(v.sum() - saved.sum())
         total = float(self.st.site_fixed[open_mask].sum()) + float(self.desk[used_cat].sum())
         return total + purchases + self.distance(site)
 

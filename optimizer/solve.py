@@ -64,6 +64,7 @@ class HighsBackend:
         self.integer = model.integer
         self.relaxed = False
         self.ran = False
+        self.idle = np.zeros(model.matrix.shape[0], dtype=int)
         lp = highspy.HighsLp()
         csc = model.matrix.tocsc()
         lp.num_col_, lp.num_row_ = csc.shape[1], csc.shape[0]
@@ -86,6 +87,7 @@ class HighsBackend:
         """Append cuts."""
         if not len(rows):
             return
+        self.idle = np.r_[self.idle, np.zeros(len(rows), dtype=int)]
         csr = rows.csr(len(self.integer))
         self.h.addRows(
             len(rows),
@@ -104,6 +106,25 @@ class HighsBackend:
     def row_dual(self, row: int) -> float | None:
         """The last LP's dual value of ``row``: d(objective) / d(row's bound)."""
         return float(self.h.getSolution().row_dual[row])
+
+    def purge(self, first: int, age: int) -> int:
+        """Delete the rows from ``first`` on that ``age`` optimal LPs in a row left unpriced.
+
+        Rows after a deleted one move up. Returns how many were deleted.
+        """
+        idle = np.flatnonzero(self.idle >= age)
+        idle = idle[idle >= first].astype(np.int32)
+        if len(idle):
+            self.h.deleteRows(len(idle), idle)
+            self.idle = np.delete(self.idle, idle)
+        return len(idle)
+
+    def _age_rows(self) -> None:
+        """Count, per row, the optimal LPs in a row in which its dual was zero."""
+        solution = self.h.getSolution()
+        if solution.dual_valid:
+            priced = np.abs(np.array(solution.row_dual)) > 1e-9
+            self.idle = np.where(priced, 0, self.idle + 1)
 
     def reduced_costs(self) -> np.ndarray | None:
         """The last LP's reduced costs (column duals), or None if it has none."""
@@ -143,6 +164,9 @@ class HighsBackend:
         if self.h.getModelStatus() == highspy.HighsModelStatus.kSolveError:
             self.h.clearSolver()  # numerical trouble from the warm basis: once more from none
             self.h.run()
+        mip = bool(self.integer.any()) and not self.relaxed
+        if not mip and self.h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+            self._age_rows()
         return self._outcome()
 
     def _highs(self) -> highspy.Highs:
@@ -224,6 +248,10 @@ class PulpBackend:
     def row_dual(self, row: int) -> float | None:
         """Not read through pulp: None."""
         return None
+
+    def purge(self, first: int, age: int) -> int:
+        """Keep every row: pulp rebuilds the model at each solve and reads no duals."""
+        return 0
 
     def problem(self) -> tuple[pulp.LpProblem, list[pulp.LpVariable]]:
         """Build the pulp problem from the arrays, in bulk."""
