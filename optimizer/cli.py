@@ -253,7 +253,7 @@ def curve_command(
     solver: SolverOpt = "highs",
     time_limit: Annotated[
         float | None, typer.Option("--time-limit", help="Seconds per level for the exact solve.")
-    ] = 10.0,
+    ] = 30.0,
     gap: Annotated[
         float, typer.Option("--gap", help="Relative gap at which a level counts as solved.")
     ] = 1e-4,

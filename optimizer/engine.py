@@ -49,7 +49,8 @@ from optimizer.solve import SolverOptions, backend, clock, to_pulp
 LP_ROUNDS = 500
 MIP_ROUNDS = 200
 PURGE_AGE = 8  # a cut no optimal LP priced in this many solves in a row leaves the master
-POLISH_SHARE = 0.5  # of the time left after the LP phase, for swaps before the MIP
+ROUND_TIME = 1.0  # s at least for the covering MIP that rounds the LP, even past the limit
+POLISH_SHARE = 0.7  # of the time left after the LP phase, for swaps before the MIP
 COVER_TIME_LIMIT = 60.0  # s; on a time-out the cover's bound still proves the levels below
 CHECK_TOLERANCE = 1e-6
 
@@ -359,7 +360,7 @@ class LevelSolver:
             if out.status == "time_limit":
                 break
         if values is not None:
-            rounded = self.round_lp(values, level, _remaining(limit, began))
+            rounded = self.round_lp(values, level, max(ROUND_TIME, _remaining(limit, began) or 0))
             if rounded is not None and (best is None or rounded.cost < best.cost):
                 stats["cuts"] += self.seed(rounded)
                 best = rounded

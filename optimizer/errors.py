@@ -22,6 +22,10 @@ class DataValidationError(OptimizerError, ValueError):
         head = f"{count} problem{'s' if count != 1 else ''} in the input:"
         super().__init__("\n".join([head, *self.problems]))
 
+    def __reduce__(self) -> tuple[type, tuple[list[str]]]:
+        """Pickle by the problems, so the error crosses from a worker process intact."""
+        return (type(self), (self.problems,))
+
 
 class InfeasibleError(OptimizerError):
     """A valid input with no grouping that satisfies every rule."""
@@ -36,7 +40,12 @@ class NoGroupingError(SolverError):
 
     def __init__(self, message: str, bound: float) -> None:
         super().__init__(message)
+        self.message = message
         self.bound = bound
+
+    def __reduce__(self) -> tuple[type, tuple[str, float]]:
+        """Pickle by message and bound, so the error crosses from a worker process intact."""
+        return (type(self), (self.message, self.bound))
 
 
 def where(file: str, row: int | None = None, column: str | None = None) -> str:

@@ -163,3 +163,21 @@ def test_ctrl_c_stops_the_workers_and_resume_skips_finished_levels(tmp_path: Pat
     curve = pd.read_csv(out / "curve.csv")
     assert curve["level"].tolist() == list(range(30, 11, -1))
     assert set(curve["status"]) == {"optimal"}
+
+
+def test_project_errors_cross_process_boundaries_intact() -> None:
+    """Workers return errors pickled: message and fields survive, in a process without Dask.
+
+    (Importing ``distributed`` changes how every exception pickles, so this runs apart.)
+    """
+    code = (
+        "import pickle\n"
+        "from optimizer.errors import DataValidationError, NoGroupingError\n"
+        "errors = DataValidationError(['(spend.csv, row 3) | bad']), NoGroupingError('m', 2.5)\n"
+        "for error in errors:\n"
+        "    again = pickle.loads(pickle.dumps(error))\n"
+        "    assert type(again) is type(error) and str(again) == str(error), str(again)\n"
+        "    assert vars(again) == vars(error), vars(again)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
