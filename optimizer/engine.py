@@ -8,9 +8,10 @@ beyond 1e-6 relative is a :class:`SolverError`.
 
 A level of the Benders path runs: the set-cover proof that the level is not
 too few (:meth:`LevelSolver.smallest_level`); a start (the caller's, else a
-covering MIP's); LP rounds of cut separation; rounding of the LP; swaps
-(:func:`optimizer.heuristics.swap_search`); MIP rounds until the gap is
-within ``gap`` or time runs out. Every optimal LP at any level leaves a
+covering MIP's); the purge of cuts long idle; LP rounds of cut separation;
+rounding of the LP (:meth:`LevelSolver.round_lp`); swaps
+(:func:`optimizer.heuristics.swap_search`); fixing by the LP's reduced costs;
+MIP rounds until the gap is within ``gap`` or time runs out. Every optimal LP at any level leaves a
 tangent bound valid at every level (:meth:`LevelSolver.tangent_bound`).
 """
 
@@ -330,7 +331,7 @@ class LevelSolver:
         stats: dict[str, Any],
     ) -> tuple[Assignment | None, float]:
         st, solver = self.st, self.master
-        stats["purged"] = stats.get("purged", 0) + solver.purge(self.cut_row0, PURGE_AGE)
+        solver.purge(self.cut_row0, PURGE_AGE)
         solver.set_row_bounds(self.level_row, *level_bounds(level, st.n_sites))
         solver.relax(True)
         if best is None and level is not None:
