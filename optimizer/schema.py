@@ -71,14 +71,7 @@ def load_model(path: Path | str) -> Model:
     path = Path(path)
     name = path.name
     problems = Problems()
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataValidationError([f"({name}) | model file not found: {path}"]) from None
-    except OSError as err:
-        raise DataValidationError([f"({name}) | cannot read the model file: {err}"]) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise DataValidationError([f"({name}) | not valid TOML: {err}"]) from err
+    raw = read_toml(path, "model")
     for key in sorted(set(raw) - _TOP_KEYS):
         problems.add(name, None, key, f"unknown key; expected one of {sorted(_TOP_KEYS)}")
     scenario = _scenario(raw.get("scenario", {}), name, problems)
@@ -86,6 +79,22 @@ def load_model(path: Path | str) -> Model:
     problems.raise_if_any()
     extra = {"spend_model": raw["spend_model"]} if "spend_model" in raw else {}
     return Model(scenario=scenario, categories=categories, extra=extra)
+
+
+def read_toml(path: Path, kind: str) -> dict[str, Any]:
+    """Parse a TOML file; a missing, unreadable or malformed one is bad input naming it.
+
+    ``kind`` names the file in messages: "model file not found", "cannot read the sweep file".
+    """
+    name = path.name
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataValidationError([f"({name}) | {kind} file not found: {path}"]) from None
+    except OSError as err:
+        raise DataValidationError([f"({name}) | cannot read the {kind} file: {err}"]) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise DataValidationError([f"({name}) | not valid TOML: {err}"]) from None
 
 
 def check_model(

@@ -61,7 +61,6 @@ import json
 import math
 import shutil
 import tempfile
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,7 +77,7 @@ from optimizer.executors import ExecutorOptions, completed
 from optimizer.instance import Instance
 from optimizer.model import Band, Model
 from optimizer.results import atomic_write_text, claim_folder, write_json
-from optimizer.schema import Problems
+from optimizer.schema import Problems, read_toml
 from optimizer.solve import SOLVERS, SolverOptions
 
 if TYPE_CHECKING:
@@ -215,14 +214,7 @@ def load_sweep(path: Path | str) -> SweepSpec:
     """
     path = Path(path)
     name = path.name
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataValidationError([f"({name}) | sweep file not found: {path}"]) from None
-    except OSError as err:
-        raise DataValidationError([f"({name}) | cannot read the sweep file: {err}"]) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise DataValidationError([f"({name}) | not valid TOML: {err}"]) from None
+    raw = read_toml(path, "sweep")
     problems = Problems()
     _unknown(raw, _TOP_KEYS, "", name, problems)
     head = _table(raw, "sweep", name, problems)
