@@ -33,7 +33,8 @@ from optimizer.engine import LevelSolver, SolveResult, versions
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
 from optimizer.evaluate import evaluate
 from optimizer.executors import ExecutorOptions, completed
-from optimizer.heuristics import Assigner, Assignment
+from optimizer.formulation import unhostable
+from optimizer.heuristics import Assigner, Assignment, swap_search
 from optimizer.instance import Instance
 from optimizer.results import atomic_write_text, claim_folder, write_groupings, write_json
 from optimizer.solve import SolverOptions, clock
@@ -287,7 +288,9 @@ def downward_pass(solver: LevelSolver, lowest: int, wanted: set[int]) -> dict[in
     while current is not None and int(open_mask.sum()) >= lowest:
         level = int(open_mask.sum())
         if level in wanted:
-            found[level] = improve(assigner, current, open_mask, locked, st.fixed_closed)
+            found[level] = swap_search(
+                assigner, current, locked, st.fixed_closed | unhostable(st), moves=SWAP_MOVES
+            )
         step = _drop(assigner, current, open_mask, locked)
         if step is None:
             break
@@ -308,46 +311,6 @@ def _drop(
         if moved is not None:
             return moved, trial
     return None
-
-
-def improve(
-    assigner: Assigner,
-    current: Assignment,
-    open_mask: np.ndarray,
-    locked: np.ndarray,
-    closed: np.ndarray,
-) -> Assignment:
-    """Swap local search: open the most promising closed site, close the cheapest open one."""
-    mask = open_mask.copy()
-    for _ in range(SWAP_MOVES):
-        gains = assigner.opening_gains(current, mask, closed)
-        better = None
-        for site in np.argsort(-gains, kind="stable")[:3]:
-            if not gains[site] > 0:
-                break
-            better = _swap(assigner, current, mask, int(site), locked)
-            if better is not None:
-                break
-        if better is None:
-            return current
-        current, mask = better
-    return current
-
-
-def _swap(
-    assigner: Assigner, current: Assignment, mask: np.ndarray, site: int, locked: np.ndarray
-) -> tuple[Assignment, np.ndarray] | None:
-    grown = mask.copy()
-    grown[site] = True
-    wider = assigner.assign(grown, current.site)
-    if wider is None:
-        return None
-    pinned = locked.copy()
-    pinned[site] = True
-    step = _drop(assigner, wider, grown, pinned)
-    if step is None or step[0].cost >= current.cost - 1e-6:
-        return None
-    return step
 
 
 class _Levels:

@@ -43,7 +43,7 @@ from optimizer.formulation import (
     structure,
     unhostable,
 )
-from optimizer.heuristics import Assigner, Assignment, site_neighbours, swap_search
+from optimizer.heuristics import Assigner, Assignment, swap_search
 from optimizer.instance import Instance
 from optimizer.solve import SolverOptions, backend, clock, to_pulp
 
@@ -247,8 +247,6 @@ class LevelSolver:
         self.master: Any = None
         self.lists: CutLists
         self.tangents: list[tuple[int, float, float]] = []
-        self.neighbours: np.ndarray | None = None
-        self.lp_y: np.ndarray | None = None
         self.last_lp: tuple[float, np.ndarray, np.ndarray | None] | None = None
         self.fewest: int | None = None
         self.prepared = clock() - began
@@ -308,19 +306,10 @@ class LevelSolver:
         return self._mip_loop(best, bound, limit, began, stats)
 
     def polish(self, best: Assignment, deadline: float) -> Assignment:
-        """Improve a grouping by swaps until ``deadline``, closed sites the LP likes first."""
+        """Improve a grouping by swaps until a local optimum or ``deadline``."""
         st = self.st
-        if self.neighbours is None:
-            self.neighbours = site_neighbours(self.instance)
-        return swap_search(
-            self.assigner,
-            best,
-            self.neighbours,
-            st.must_open | st.fixed_open,
-            st.fixed_closed | unhostable(st),
-            deadline,
-            self.lp_y,
-        )
+        locked = st.must_open | st.fixed_open
+        return swap_search(self.assigner, best, locked, st.fixed_closed | unhostable(st), deadline)
 
     def _lp_phase(
         self,
@@ -351,7 +340,6 @@ class LevelSolver:
                 self._add_tangent(level, out.objective)
                 self.last_lp = (out.objective, out.values, solver.reduced_costs())
             values = out.values
-            self.lp_y = values[: st.n_sites]
             rows, count = separate(st, self.lists, values)
             stats["iterations"] += 1
             stats["cuts"] += count

@@ -212,12 +212,22 @@ def _dask(
         client = stack.enter_context(_connect(Client, target))
         futures: list[Any] = []
         try:
-            payload = client.scatter(shared, broadcast=True, hash=False)
+            payload = client.submit(_shared, shared, pure=False)
             futures = [client.submit(fn, payload, task, pure=False) for task in tasks]
             index = {f.key: i for i, f in enumerate(futures)}
             yield ((index[f.key], f.result()) for f in dask_completed(futures))
         finally:
             client.cancel(futures)
+
+
+def _shared(shared: S) -> S:
+    """The tasks' shared input as a task of its own.
+
+    Scattered data lives only on the workers that hold it: when they die,
+    every task that needs it is cancelled. A task's result is recomputed
+    from its spec, which the scheduler keeps, on a worker still alive.
+    """
+    return shared
 
 
 @contextmanager

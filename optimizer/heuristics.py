@@ -15,6 +15,8 @@ the greedy drop and swap searches of Resende & Werneck (2007).
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 from dataclasses import dataclass
 
@@ -24,6 +26,9 @@ from optimizer.formulation import Structure
 from optimizer.instance import Instance
 
 ROUNDS = 12
+CHUNK = 2048  # clients per block of the swap estimates (bounds their memory)
+TRIES = 6  # best-estimated swaps re-costed exactly per move
+REFINE_CELLS = 20_000_000  # largest (clients x copies) array the copy search builds
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,21 @@ class Assigner:
             best = Assignment(site, cost, np.flatnonzero(open_mask))
             rates = self.marginal_rates(site)
         return best
+
+    def reassign(self, current: Assignment, open_mask: np.ndarray) -> Assignment | None:
+        """Move only the clients a change of open sites concerns, or None if one cannot move.
+
+        At the current marginal rates, a client moves to its cheapest open
+        site when its site closes or when that site is one that was closed;
+        everyone else stays, so the bands :meth:`refine` found survive.
+        """
+        new = self.cheapest(open_mask, self.marginal_rates(current.site))
+        if new is None:
+            return None
+        was = np.zeros(self.st.n_sites, dtype=bool)
+        was[current.open_sites] = True
+        site = np.where(~open_mask[current.site] | ~was[new], new, current.site)
+        return Assignment(site, self.cost(site, open_mask), np.flatnonzero(open_mask))
 
     def cheapest(self, open_mask: np.ndarray, rates: np.ndarray) -> np.ndarray | None:
         """Each client's cheapest open site at the given marginal rates (host rule applied)."""
@@ -203,88 +223,224 @@ class Assigner:
         delta[~open_mask | locked] = np.inf
         return delta
 
-    def opening_gains(
-        self, current: Assignment, open_mask: np.ndarray, closed: np.ndarray
+    def swap_deltas(
+        self, current: Assignment, open_mask: np.ndarray, locked: np.ndarray, banned: np.ndarray
     ) -> np.ndarray:
-        """Estimated saving from opening each closed site (clients that would move to it)."""
+        """Estimated change in total cost from opening site ``c`` and closing open site ``o``.
+
+        Row ``c`` of every site, column ``o`` of every open site (in site
+        order); inf where ``c`` is open or ``banned`` or ``o`` is ``locked``.
+        The fast interchange of Whitaker (1983), as in Resende & Werneck
+        (2007): with each client's cost ``d1`` where it buys and ``d2`` at its
+        next-best open site (both at the current marginal rates), opening
+        ``c`` gains ``max(0, d1 - d_c)`` from every client that may move, and
+        closing ``o`` moves each of its clients to ``min(d2, d_c)``. Fixed and
+        desk costs count; band changes do not (the swap search re-costs its
+        candidates exactly).
+        """
         st = self.st
+        opened = np.flatnonzero(open_mask)
         rates = self.marginal_rates(current.site)
-        gain = -st.site_fixed.astype(float).copy()
+        volume = self.volumes(current.site)
+        delta = np.zeros((st.n_sites, len(opened)))
+        opening = st.site_fixed.astype(float).copy()
         for c, clients in enumerate(self.rows):
-            now = self.base[c][np.arange(len(clients)), current.site[clients]]
-            now = now - st.client_spend[clients] * rates[current.site[clients], c]
-            better = np.maximum(now[:, None] - self.base[c], 0.0)
-            moved = better.sum(axis=0)
-            gain += moved - self.desk[c] * (moved > 0)
-        gain[open_mask | closed] = -np.inf
-        return gain
+            for lo in range(0, len(clients), CHUNK):
+                part = slice(lo, lo + CHUNK)
+                gain = self._interchange(c, part, current.site, rates, open_mask, delta)
+                opening -= gain
+                opening += self.desk[c] * (gain > 0)
+        closing = st.site_fixed[opened] + (volume[opened] > 0) @ self.desk
+        delta += opening[:, None] - closing[None, :]
+        delta[open_mask | banned] = np.inf
+        delta[:, locked[opened]] = np.inf
+        return delta
+
+    def _interchange(
+        self,
+        c: int,
+        part: slice,
+        site: np.ndarray,
+        rates: np.ndarray,
+        open_mask: np.ndarray,
+        delta: np.ndarray,
+    ) -> np.ndarray:
+        """Add the moves of clients ``part`` of category ``c`` to ``delta``; return their gains."""
+        st = self.st
+        clients = self.rows[c][part]
+        rows = np.arange(len(clients))
+        spend = st.client_spend[clients]
+        price = self.base[c][part] - spend[:, None] * rates[None, :, c]
+        at = site[clients]
+        d1 = price[rows, at]
+        others = np.where(open_mask[None, :], price, np.inf)
+        others[rows, at] = np.inf
+        d2 = others.min(axis=1)
+        host = st.client_host[clients]
+        pinned = (host >= 0) & open_mask[np.maximum(host, 0)]
+        forced = np.flatnonzero((host >= 0) & ~pinned)
+        gain = np.maximum(d1[:, None] - price, 0.0)
+        gain[pinned] = 0.0
+        gain[forced, host[forced]] = d1[forced] - price[forced, host[forced]]
+        moved = np.minimum(d2[:, None], price) - d1[:, None] + gain
+        moved[forced, host[forced]] = 0.0
+        groups, summed = _grouped(moved, at)
+        delta[:, np.searchsorted(np.flatnonzero(open_mask), groups)] += summed.T
+        out: np.ndarray = gain.sum(axis=0)
+        return out
+
+    def refine(self, current: Assignment) -> Assignment:
+        """Improve the band copies each category buys through, with the open sites fixed.
+
+        Per category, the clients and the band copies at open sites form an
+        uncapacitated facility location problem (a copy costs its desk and
+        band intercept, a client pays its linear price there); a client whose
+        host is open may only use its host's copies. :func:`copy_search`
+        improves the copies the grouping uses now, and the grouping it gives
+        is re-costed exactly (each agency then prices at its best band, so
+        the cost is no higher than the copies' own). Skipped for categories
+        whose dense arrays would exceed ``REFINE_CELLS``.
+        """
+        st = self.st
+        open_mask = np.zeros(st.n_sites, dtype=bool)
+        open_mask[current.open_sites] = True
+        used = np.zeros(st.n_copies, dtype=bool)
+        used[self.copies_of(current.site)[0]] = True
+        site = current.site.copy()
+        for c, clients in enumerate(self.rows):
+            copies = np.flatnonzero((st.copy_cat == c) & open_mask[st.copy_site])
+            if len(clients) * len(copies) > REFINE_CELLS:
+                continue
+            sites = st.copy_site[copies]
+            spend = st.client_spend[clients]
+            price = self.base[c][:, sites] - spend[:, None] * self.rates[c][st.copy_band[copies]]
+            host = st.client_host[clients]
+            pinned = (host >= 0) & open_mask[np.maximum(host, 0)]
+            price[pinned[:, None] & (sites[None, :] != host[:, None])] = np.inf
+            chosen = copy_search(price, st.copy_fixed[copies], used[copies])
+            site[clients] = sites[chosen]
+        cost = self.cost(site, open_mask)
+        if cost >= current.cost:
+            return current
+        return Assignment(site, cost, current.open_sites)
+
+
+def _grouped(values: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``at`` and, for each, the sum of the rows of ``values`` there."""
+    order = np.argsort(at, kind="stable")
+    heads = np.r_[0, np.flatnonzero(np.diff(at[order])) + 1]
+    return at[order][heads], np.add.reduceat(values[order], heads, axis=0)
+
+
+def copy_search(price: np.ndarray, fixed: np.ndarray, open_: np.ndarray) -> np.ndarray:
+    """Local search for uncapacitated facility location; return each client's facility.
+
+    ``price`` is clients x facilities (inf: not allowed), ``fixed`` each
+    facility's cost, ``open_`` the facilities open at the start (every client
+    must reach one). Each move is the best single add, drop or swap (one
+    in, one out), all of them valued exactly at once as in Whitaker's
+    (1983) fast interchange; stops when none lowers the cost.
+
+    Examples
+    --------
+    >>> price = np.array([[1.0, 4.0], [4.0, 1.0], [2.0, 2.0]])
+    >>> copy_search(price, np.array([2.0, 4.0]), np.array([True, False])).tolist()
+    [0, 0, 0]
+    >>> copy_search(price, np.array([2.0, 1.0]), np.array([True, False])).tolist()
+    [0, 1, 0]
+    """
+    open_ = open_.copy()
+    rows = np.arange(price.shape[0])
+    while True:
+        cols = np.flatnonzero(open_)
+        near = price[:, cols]
+        first = near.argmin(axis=1)
+        d1 = near[rows, first]
+        near[rows, first] = np.inf
+        d2 = near.min(axis=1) if len(cols) > 1 else np.full(len(rows), np.inf)
+        at = cols[first]
+        gain = np.maximum(d1[:, None] - price, 0.0)
+        adding = fixed - gain.sum(axis=0)
+        groups, moved = _grouped(np.minimum(d2[:, None], price) - d1[:, None] + gain, at)
+        swapping = adding[None, :] - fixed[groups][:, None] + moved
+        swapping[:, open_] = np.inf
+        adding[open_] = np.inf
+        dropping = np.bincount(at, weights=d2 - d1, minlength=len(fixed)) - fixed
+        dropping[~open_] = np.inf
+        best = min(float(adding.min()), float(dropping.min()), float(swapping.min()))
+        if not best < -1e-9 * max(1.0, float(d1.sum())):
+            return at
+        if adding.min() == best:
+            open_[adding.argmin()] = True
+        elif dropping.min() == best:
+            open_[dropping.argmin()] = False
+        else:
+            group, added = np.unravel_index(swapping.argmin(), swapping.shape)
+            open_[groups[group]], open_[added] = False, True
 
 
 # ---------------------------------------------------------------------- swaps
-
-NEIGHBOURS = 24  # sites kept per site as swap partners
-PARTNERS = 3  # open sites tried against each closed one
-
-
-def site_neighbours(instance: Instance, k: int = NEIGHBOURS) -> np.ndarray:
-    """Each site's ``k`` nearest other sites (rows), nearest first.
-
-    Network km from the site's host body where it has one, else straight-line
-    km between the sites' coordinates.
-    """
-    sites = instance.sites
-    n = len(sites)
-    k = min(k, n - 1)
-    xy = sites[["x_km", "y_km"]].to_numpy(dtype=float)
-    host = instance.host_of_site
-    out = np.zeros((n, max(k, 0)), dtype=int)
-    for lo in range(0, n, 512):
-        rows = np.arange(lo, min(n, lo + 512))
-        d = np.hypot(xy[rows, 0, None] - xy[None, :, 0], xy[rows, 1, None] - xy[None, :, 1])
-        hosted = host[rows] >= 0
-        d[hosted] = instance.distances[host[rows[hosted]]]
-        d = np.where(np.isfinite(d), d, np.inf)
-        d[np.arange(len(rows)), rows] = -1.0  # itself first, dropped below
-        near = np.argsort(d, axis=1, kind="stable")[:, 1 : k + 1]
-        out[rows] = near
-    return out
 
 
 def swap_search(
     assigner: Assigner,
     current: Assignment,
-    neighbours: np.ndarray,
     locked: np.ndarray,
     banned: np.ndarray,
-    deadline: float,
-    priority: np.ndarray | None = None,
+    deadline: float = math.inf,
+    moves: int | None = None,
 ) -> Assignment:
-    """First-improvement swaps: open a closed site, close an open one near it.
+    """Swap local search: open one site and close another while the total falls.
 
-    Closed sites are tried in order of ``priority`` (highest first; e.g. the
-    LP's ``y``), each against its ``PARTNERS`` nearest open, unlocked sites;
-    every candidate is re-assigned and costed exactly, and the first that
-    lowers the total is kept. Stops at a local optimum or at ``deadline``
-    (a :func:`time.perf_counter` value). Sites in ``banned`` never open.
+    Each move estimates every (open, close) pair at once
+    (:meth:`Assigner.swap_deltas`), re-assigns the ``TRIES`` best estimates
+    (moving only the clients concerned, and afresh; the cheaper) and keeps
+    the first that lowers the total. At a local optimum the band copies are
+    refined (:meth:`Assigner.refine`) and the swaps resume if that helped.
+    Stops after ``moves`` moves (refinements included), at ``deadline`` (a
+    :func:`time.perf_counter` value) or when neither improves. Sites in
+    ``locked`` never close, sites in ``banned`` never open.
     """
-    st = assigner.st
-    mask = np.zeros(st.n_sites, dtype=bool)
+    mask = np.zeros(assigner.st.n_sites, dtype=bool)
     mask[current.open_sites] = True
-    score = np.zeros(st.n_sites) if priority is None else priority
-    improved = True
-    while improved and time.perf_counter() < deadline:
-        improved = False
-        for c in np.argsort(-score, kind="stable"):
-            if mask[c] or banned[c]:
-                continue
-            partners = [o for o in neighbours[c] if mask[o] and not locked[o]][:PARTNERS]
-            for o in partners:
-                trial = mask.copy()
-                trial[o], trial[c] = False, True
-                found = assigner.assign(trial, current.site)
-                if found is not None and found.cost < current.cost - 1e-6 * abs(current.cost):
-                    current, mask, improved = found, trial, True
-                    break
-            if time.perf_counter() >= deadline:
+    for _ in itertools.count() if moves is None else range(moves):
+        if time.perf_counter() >= deadline:
+            break
+        step = _best_swap(assigner, current, mask, locked, banned)
+        if step is None:
+            refined = assigner.refine(current)
+            if refined.cost >= current.cost - 1e-9 * abs(current.cost):
                 break
+            step = refined, mask
+        current, mask = step
     return current
+
+
+def _best_swap(
+    assigner: Assigner,
+    current: Assignment,
+    mask: np.ndarray,
+    locked: np.ndarray,
+    banned: np.ndarray,
+) -> tuple[Assignment, np.ndarray] | None:
+    """The first of the best-estimated swaps that lowers the total, or None."""
+    delta = assigner.swap_deltas(current, mask, locked, banned)
+    opened = np.flatnonzero(mask)
+    flat = delta.ravel()
+    count = min(TRIES, flat.size)
+    if not count:
+        return None
+    best = np.argpartition(flat, count - 1)[:count]
+    for cell in best[np.argsort(flat[best], kind="stable")]:
+        if not np.isfinite(flat[cell]):
+            break
+        opening, closing = divmod(int(cell), len(opened))
+        trial = mask.copy()
+        trial[opening], trial[opened[closing]] = True, False
+        found = assigner.reassign(current, trial)
+        again = assigner.assign(trial, current.site)
+        if again is not None and (found is None or again.cost < found.cost):
+            found = again
+        if found is not None and found.cost < current.cost - 1e-9 * abs(current.cost):
+            return found, trial
+    return None

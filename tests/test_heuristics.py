@@ -1,0 +1,80 @@
+"""The swap local search and its estimates, on real instances."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+import optimizer
+from optimizer import orlib
+from optimizer.formulation import structure, unhostable
+from optimizer.heuristics import Assigner, Assignment, swap_search
+from optimizer.instance import Instance
+
+PMED1 = Path(__file__).resolve().parents[1].parent / "shared/benchmarks/orlib/pmed/pmed1.txt"
+
+
+def assigner_of(instance: Instance) -> Assigner:
+    n = len(instance.sites)
+    return Assigner(instance, structure(instance, np.zeros(n, bool), np.zeros(n, bool)))
+
+
+def start(assigner: Assigner, sites: list[int]) -> Assignment:
+    mask = np.zeros(assigner.st.n_sites, dtype=bool)
+    mask[sites] = True
+    found = assigner.assign(mask)
+    assert found is not None
+    return found
+
+
+def test_swap_estimates_are_exact_without_bands_or_desks() -> None:
+    """On a p-median instance (linear costs) every estimate is the exact change."""
+    instance, _ = orlib.read_pmed(PMED1)
+    assigner = assigner_of(instance)
+    current = start(assigner, [3, 17, 40, 61, 88])
+    mask = np.isin(np.arange(assigner.st.n_sites), current.open_sites)
+    none = np.zeros_like(mask)
+    delta = assigner.swap_deltas(current, mask, none, none)
+    assert delta.shape == (100, 5)
+    assert np.isinf(delta[current.open_sites]).all()
+    rng = np.random.default_rng(7)
+    for opening in rng.choice(np.flatnonzero(~mask), 12, replace=False):
+        for column, closing in enumerate(current.open_sites):
+            trial = mask.copy()
+            trial[opening], trial[closing] = True, False
+            found = assigner.assign(trial)
+            assert found is not None
+            assert abs(delta[opening, column] - (found.cost - current.cost)) < 1e-6
+
+
+def test_locked_and_banned_sites_never_move() -> None:
+    instance, _ = orlib.read_pmed(PMED1)
+    assigner = assigner_of(instance)
+    current = start(assigner, [0, 1, 2, 3, 4])
+    locked = np.zeros(100, dtype=bool)
+    locked[[0, 1]] = True
+    banned = np.ones(100, dtype=bool)
+    banned[50:] = False
+    found = swap_search(assigner, current, locked, banned)
+    assert {0, 1} <= set(found.open_sites.tolist())
+    assert not (set(found.open_sites.tolist()) - {0, 1, 2, 3, 4}) & set(range(50))
+    assert found.cost < current.cost
+
+
+def test_swaps_reach_a_local_optimum_of_the_exact_cost() -> None:
+    """On the toy data (bands, desks, host rule): no single swap improves the result."""
+    instance = optimizer.load("toy")
+    assigner = assigner_of(instance)
+    st = assigner.st
+    banned = st.fixed_closed | unhostable(st)
+    current = start(assigner, [0, 1, 3, 4])
+    found = swap_search(assigner, current, st.must_open, banned)
+    assert found.cost == 473110.0  # the level-4 optimum (test_curve's toy curve)
+    mask = np.isin(np.arange(st.n_sites), found.open_sites)
+    for opening, closing in itertools.product(np.flatnonzero(~mask & ~banned), found.open_sites):
+        trial = mask.copy()
+        trial[opening], trial[closing] = True, False
+        other = assigner.assign(trial, found.site)
+        assert other is None or other.cost >= found.cost - 1e-6
