@@ -306,10 +306,11 @@ class LevelSolver:
         return self._mip_loop(best, bound, limit, began, stats)
 
     def polish(self, best: Assignment, deadline: float) -> Assignment:
-        """Improve a grouping by swaps until a local optimum or ``deadline``."""
+        """Improve a grouping by swaps (all, if need be) until a local optimum or ``deadline``."""
         st = self.st
         locked = st.must_open | st.fixed_open
-        return swap_search(self.assigner, best, locked, st.fixed_closed | unhostable(st), deadline)
+        banned = st.fixed_closed | unhostable(st)
+        return swap_search(self.assigner, best, locked, banned, deadline, widen=True)
 
     def _lp_phase(
         self,

@@ -9,8 +9,12 @@ total falls. The cost is MODEL.md's, computed from dense per-category arrays
 
 The same arrays give, for every open site at once, an estimate of what
 closing it costs (its clients move to their next-best agency; its fixed and
-desk costs are saved) and of what opening a closed site gains: the moves of
-the greedy drop and swap searches of Resende & Werneck (2007).
+desk costs are saved), and for every (open, close) pair what the swap
+changes: the moves of the greedy drop and swap searches of Resende &
+Werneck (2007). Marginal rates miss one thing: many agencies each just past
+a band edge cost more than a few far past it. :meth:`Assigner.refine`
+handles that with the open sites fixed, as a facility location problem over
+each category's band copies.
 """
 
 from __future__ import annotations
@@ -389,6 +393,7 @@ def swap_search(
     banned: np.ndarray,
     deadline: float = math.inf,
     moves: int | None = None,
+    widen: bool = False,
 ) -> Assignment:
     """Swap local search: open one site and close another while the total falls.
 
@@ -396,22 +401,27 @@ def swap_search(
     (:meth:`Assigner.swap_deltas`), re-assigns the ``TRIES`` best estimates
     (moving only the clients concerned, and afresh; the cheaper) and keeps
     the first that lowers the total. At a local optimum the band copies are
-    refined (:meth:`Assigner.refine`) and the swaps resume if that helped.
-    Stops after ``moves`` moves (refinements included), at ``deadline`` (a
-    :func:`time.perf_counter` value) or when neither improves. Sites in
-    ``locked`` never close, sites in ``banned`` never open.
+    refined (:meth:`Assigner.refine`) and the swaps resume if that helped;
+    if not and ``widen`` is set, every other swap is tried, best estimate
+    first (the estimates miss band changes, which matter most when agencies
+    are few and large). Stops after ``moves`` moves (refinements included),
+    at ``deadline`` (a :func:`time.perf_counter` value) or when nothing
+    improves. Sites in ``locked`` never close, sites in ``banned`` never open.
     """
     mask = np.zeros(assigner.st.n_sites, dtype=bool)
     mask[current.open_sites] = True
     for _ in itertools.count() if moves is None else range(moves):
         if time.perf_counter() >= deadline:
             break
-        step = _best_swap(assigner, current, mask, locked, banned)
+        step = _best_swap(assigner, current, mask, locked, banned, TRIES, deadline)
         if step is None:
             refined = assigner.refine(current)
-            if refined.cost >= current.cost - 1e-9 * abs(current.cost):
-                break
-            step = refined, mask
+            if refined.cost < current.cost - 1e-9 * abs(current.cost):
+                step = refined, mask
+            elif widen:
+                step = _best_swap(assigner, current, mask, locked, banned, None, deadline)
+        if step is None:
+            break
         current, mask = step
     return current
 
@@ -422,17 +432,19 @@ def _best_swap(
     mask: np.ndarray,
     locked: np.ndarray,
     banned: np.ndarray,
+    tries: int | None,
+    deadline: float,
 ) -> tuple[Assignment, np.ndarray] | None:
-    """The first of the best-estimated swaps that lowers the total, or None."""
+    """The first swap lowering the total among the ``tries`` best estimates (None: all)."""
     delta = assigner.swap_deltas(current, mask, locked, banned)
     opened = np.flatnonzero(mask)
     flat = delta.ravel()
-    count = min(TRIES, flat.size)
+    count = flat.size if tries is None else min(tries, flat.size)
     if not count:
         return None
     best = np.argpartition(flat, count - 1)[:count]
     for cell in best[np.argsort(flat[best], kind="stable")]:
-        if not np.isfinite(flat[cell]):
+        if not np.isfinite(flat[cell]) or time.perf_counter() >= deadline:
             break
         opening, closing = divmod(int(cell), len(opened))
         trial = mask.copy()
