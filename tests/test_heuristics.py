@@ -6,11 +6,12 @@ import itertools
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import optimizer
 from optimizer import orlib
 from optimizer.formulation import structure, unhostable
-from optimizer.heuristics import Assigner, Assignment, swap_search
+from optimizer.heuristics import Assigner, Assignment, copy_search, swap_search
 from optimizer.instance import Instance
 
 PMED1 = Path(__file__).resolve().parents[1].parent / "shared/benchmarks/orlib/pmed/pmed1.txt"
@@ -78,3 +79,59 @@ def test_swaps_reach_a_local_optimum_of_the_exact_cost() -> None:
         trial[opening], trial[closing] = True, False
         other = assigner.assign(trial, found.site)
         assert other is None or other.cost >= found.cost - 1e-6
+
+
+def ufl_cost(price: np.ndarray, fixed: np.ndarray, open_: np.ndarray) -> float:
+    if not open_.any():
+        return np.inf
+    return float(fixed[open_].sum() + price[:, open_].min(axis=1).sum())
+
+
+def test_copy_search_ends_where_no_add_drop_or_swap_helps() -> None:
+    """Checked by enumerating every neighbour of the result, on random instances."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        price = rng.uniform(1.0, 10.0, (9, 6))
+        price[rng.random(price.shape) < 0.2] = np.inf
+        price[:, 0] = rng.uniform(1.0, 10.0, 9)  # every client reaches facility 0
+        fixed = rng.uniform(0.0, 8.0, 6)
+        start_open = rng.random(6) < 0.5
+        start_open[0] = True
+        chosen = copy_search(price, fixed, start_open)
+        open_ = np.zeros(6, dtype=bool)
+        open_[chosen] = True
+        cost = ufl_cost(price, fixed, open_)
+        assert cost <= ufl_cost(price, fixed, start_open) + 1e-9
+        assert np.allclose(price[np.arange(9), chosen], price[:, open_].min(axis=1))
+        swaps = itertools.product(np.flatnonzero(open_), np.flatnonzero(~open_))
+        for flip in itertools.chain(([j] for j in range(6)), swaps):
+            other = open_.copy()
+            other[list(flip)] = ~other[list(flip)]
+            assert ufl_cost(price, fixed, other) >= cost - 1e-9
+
+
+def test_refine_finds_the_large_agencies_marginal_rates_miss() -> None:
+    """uk-councils, the sites of a level-282 grouping: cheaper, and the evaluator agrees."""
+    instance = optimizer.load("uk-councils")
+    assigner = assigner_of(instance)
+    mask = np.ones(assigner.st.n_sites, dtype=bool)
+    full_price = np.zeros((len(mask), assigner.n_cats))
+    for site in np.random.default_rng(0).permutation(assigner.st.n_sites):
+        mask[site] = False
+        if mask.sum() < 282 or assigner.cheapest(mask, full_price) is None:
+            mask[site] = True
+    plain = assigner.assign(mask)
+    assert plain is not None and len(plain.open_sites) == 282
+    refined = assigner.refine(plain)
+    assert refined.cost < plain.cost - 1e7  # GBP 62m a year on this grouping
+    table = pd.DataFrame(
+        {
+            "body_id": instance.bodies.index.to_numpy()[assigner.st.client_body],
+            "category": np.array(instance.categories)[assigner.st.client_cat],
+            "site_id": instance.sites.index.to_numpy()[refined.site],
+        }
+    )
+    sites = instance.sites.index.to_numpy()[refined.open_sites].tolist()
+    check = optimizer.evaluate(instance, table, open_sites=sites)
+    assert check.feasible
+    assert abs(check.total - refined.cost) <= 1e-6 * check.total
