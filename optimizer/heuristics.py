@@ -32,7 +32,7 @@ from optimizer.instance import Instance
 ROUNDS = 12
 CHUNK = 2048  # clients per block of the swap estimates (bounds their memory)
 TRIES = 6  # best-estimated swaps re-costed exactly per move
-REFINE_CELLS = 20_000_000  # largest (clients x copies) array the copy search builds
+REFINE_CELLS = 4_000_000  # largest (clients x copies) array the copy search builds
 
 
 @dataclass(frozen=True)
