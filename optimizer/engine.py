@@ -9,7 +9,8 @@ beyond 1e-6 relative is a :class:`SolverError`.
 A level of the Benders path runs: the set-cover proof that the level is not
 too few (:meth:`LevelSolver.smallest_level`); a start (the caller's, else a
 covering MIP's); the purge of cuts long idle; LP rounds of cut separation;
-rounding of the LP (:meth:`LevelSolver.round_lp`); swaps
+rounding of the LP (:meth:`LevelSolver.round_lp`); the MIP over what the
+LP leaves undecided (:meth:`LevelSolver.rens`); swaps
 (:func:`optimizer.heuristics.swap_search`); fixing by the LP's reduced costs;
 MIP rounds until the gap is within ``gap`` or time runs out. Every optimal LP at any level leaves a
 tangent bound valid at every level (:meth:`LevelSolver.tangent_bound`).
@@ -51,7 +52,7 @@ LP_ROUNDS = 500
 MIP_ROUNDS = 200
 PURGE_AGE = 8  # a cut no optimal LP priced in this many solves in a row leaves the master
 ROUND_TIME = 1.0  # s at least for the covering MIP that rounds the LP, even past the limit
-POLISH_SHARE = 0.7  # of the time left after the LP phase, for swaps before the MIP
+POLISH_SHARE = 0.7  # of the time left after the LP phase, for RENS or swaps before the MIP
 COVER_TIME_LIMIT = 60.0  # s; on a time-out the cover's bound still proves the levels below
 CHECK_TOLERANCE = 1e-6
 
@@ -302,15 +303,58 @@ class LevelSolver:
         }
         best, bound = self._lp_phase(level, start, limit, began, stats)
         if best is not None and _gap(best.cost, bound) > self.options.gap:
-            best = self.polish(best, _deadline(limit, began))
+            best = self.rens(best, bound, _deadline(limit, began) - clock(), stats)
+        if best is not None and _gap(best.cost, bound) > self.options.gap:
+            best = self.polish(best, _deadline(limit, began), _proving(bound, self.options.gap))
         return self._mip_loop(best, bound, limit, began, stats)
 
-    def polish(self, best: Assignment, deadline: float) -> Assignment:
-        """Improve a grouping by swaps (all, if need be) until a local optimum or ``deadline``."""
+    def rens(
+        self, best: Assignment, bound: float, time_limit: float | None, stats: dict[str, Any]
+    ) -> Assignment:
+        """Improve ``best`` by the master MIP over what the last LP leaves undecided.
+
+        Relaxation enforced neighbourhood search (Berthold 2014): every ``y``
+        and ``w`` the LP sets to 0 or 1 is fixed there, and the MIP chooses
+        the rest. At most levels the LP decides all but a few dozen agencies
+        and their bands, so this MIP is small and solves in seconds, and it
+        finds the sites and bands that swaps from a poorer start miss. Its
+        bound holds in the neighbourhood only and is discarded; its Benders
+        cuts hold everywhere and stay.
+        """
+        if self.last_lp is None:
+            return best
+        st = self.st
+        n = st.n_sites + st.n_copies
+        lp = self.last_lp[1][:n]
+        lo, hi = self.master.col_bounds(np.arange(n))
+        decided = (lp <= TOLERANCE) | (lp >= 1.0 - TOLERANCE)
+        cols = np.flatnonzero(decided & (lo < hi))
+        fixed = np.round(lp[cols])
+        start = _start_vector(st, self.lists, self.assigner, best)
+        inside = bool(np.array_equal(start[cols], fixed))
+        self.master.set_col_bounds(cols, fixed, fixed)
+        self.master.relax(False)
+        try:
+            found, _, _, _ = self._mip_rounds(
+                best if inside else None, bound, time_limit, clock(), stats
+            )
+        except InfeasibleError:  # the neighbourhood holds no grouping
+            found = None
+        finally:
+            self.master.set_col_bounds(cols, lo[cols], hi[cols])
+            self.master.relax(True)
+        return _better(best, found) or best
+
+    def polish(self, best: Assignment, deadline: float, target: float = -math.inf) -> Assignment:
+        """Improve a grouping by swaps (all, if need be).
+
+        Stops at a local optimum, at ``deadline`` or once the total is at
+        most ``target`` (the cost the level's bound proves within the gap).
+        """
         st = self.st
         locked = st.must_open | st.fixed_open
         banned = st.fixed_closed | unhostable(st)
-        return swap_search(self.assigner, best, locked, banned, deadline, widen=True)
+        return swap_search(self.assigner, best, locked, banned, deadline, widen=True, target=target)
 
     def _lp_phase(
         self,
@@ -699,7 +743,10 @@ def _check_must_open(instance: Instance, st: Structure, level: int | None) -> No
 
 
 def _deadline(limit: float | None, began: float) -> float:
-    """When swaps stop: after as long as the level took so far (1 s at least), in half the rest."""
+    """When RENS or swaps stop: after as long as the level took so far (1 s at least).
+
+    Capped at ``POLISH_SHARE`` of the time left, which keeps time for the MIP.
+    """
     spent = clock() - began
     budget = max(1.0, spent)
     if limit is not None:
@@ -723,6 +770,11 @@ def _gap(objective: float, bound: float) -> float:
     if not math.isfinite(bound):
         return math.inf
     return max(0.0, (objective - bound) / max(abs(objective), 1e-9))
+
+
+def _proving(bound: float, gap: float) -> float:
+    """The highest total whose gap to ``bound`` is within ``gap``."""
+    return bound / (1.0 - gap) if gap < 1.0 else math.inf
 
 
 def _better(a: Assignment | None, b: Assignment | None) -> Assignment | None:

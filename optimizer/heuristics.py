@@ -394,6 +394,7 @@ def swap_search(
     deadline: float = math.inf,
     moves: int | None = None,
     widen: bool = False,
+    target: float = -math.inf,
 ) -> Assignment:
     """Swap local search: open one site and close another while the total falls.
 
@@ -405,13 +406,14 @@ def swap_search(
     if not and ``widen`` is set, every other swap is tried, best estimate
     first (the estimates miss band changes, which matter most when agencies
     are few and large). Stops after ``moves`` moves (refinements included),
-    at ``deadline`` (a :func:`time.perf_counter` value) or when nothing
-    improves. Sites in ``locked`` never close, sites in ``banned`` never open.
+    at ``deadline`` (a :func:`time.perf_counter` value), once the total is
+    at most ``target`` (a cost the caller already knows to be good enough)
+    or when nothing improves. Sites in ``locked`` never close, sites in ``banned`` never open.
     """
     mask = np.zeros(assigner.st.n_sites, dtype=bool)
     mask[current.open_sites] = True
     for _ in itertools.count() if moves is None else range(moves):
-        if time.perf_counter() >= deadline:
+        if time.perf_counter() >= deadline or current.cost <= target:
             break
         step = _best_swap(assigner, current, mask, locked, banned, TRIES, deadline)
         if step is None:

@@ -12,7 +12,7 @@ import pytest
 import scipy.sparse as sp
 
 import optimizer
-from optimizer.engine import solve_level
+from optimizer.engine import LevelSolver, solve_level
 from optimizer.errors import DataValidationError, InfeasibleError
 from optimizer.evaluate import evaluate
 from optimizer.formulation import MatrixModel, Rows
@@ -104,6 +104,19 @@ def test_every_result_re_evaluates_to_its_objective(synthetic: optimizer.Instanc
         assert check.feasible
         assert check.total == pytest.approx(result.objective, rel=1e-9)
         assert result.bound <= result.objective * (1 + 1e-9)
+
+
+def test_rens_finds_the_grouping_an_integral_lp_points_to(synthetic: optimizer.Instance) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    optimum = solver.solve(10).objective
+    assert solver.last_lp is not None
+    y = solver.last_lp[1][: solver.st.n_sites]
+    assert np.all((y < 1e-9) | (y > 1 - 1e-9))  # the LP alone decides every site here
+    poor = solver.cover(10)
+    assert poor is not None and poor.cost > optimum * (1 + 1e-6)
+    found = solver.rens(poor, -math.inf, None, {"iterations": 0, "cuts": 0})
+    assert found.cost == pytest.approx(optimum, rel=1e-9)
+    assert set(found.open_sites) == set(np.flatnonzero(y > 0.5))
 
 
 def test_whole_body_rule_uses_one_agency_per_body(synthetic: optimizer.Instance) -> None:

@@ -65,6 +65,18 @@ def test_locked_and_banned_sites_never_move() -> None:
     assert found.cost < current.cost
 
 
+def test_swaps_stop_once_the_target_is_reached() -> None:
+    instance, _ = orlib.read_pmed(PMED1)
+    assigner = assigner_of(instance)
+    current = start(assigner, [0, 1, 2, 3, 4])
+    none = np.zeros(100, dtype=bool)
+    one = swap_search(assigner, current, none, none, moves=1)
+    free = swap_search(assigner, current, none, none)
+    stopped = swap_search(assigner, current, none, none, target=one.cost)
+    assert free.cost < one.cost < current.cost
+    assert stopped.cost == one.cost
+
+
 def test_swaps_reach_a_local_optimum_of_the_exact_cost(monkeypatch: pytest.MonkeyPatch) -> None:
     """On the toy data (bands, desks, host rule): after the widened search no swap improves.
 
