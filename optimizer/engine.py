@@ -625,7 +625,7 @@ class LevelSolver:
             if best is not None and _gap(best.cost, bound) <= self.options.gap:
                 status = "optimal"
                 break
-            if out.status == "time_limit" or count == 0:
+            if out.status != "optimal" or count == 0:
                 break
         return best, bound, status, stats
 

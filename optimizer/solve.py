@@ -45,7 +45,13 @@ class SolverOptions:
 
 @dataclass(frozen=True)
 class Outcome:
-    """One solver call: status, values, objective and proven bound."""
+    """One solver call: status, values, objective and proven bound.
+
+    ``status`` is ``optimal``, ``infeasible``, ``time_limit`` (stopped early;
+    ``values`` may hold the best point found) or ``error`` (numerical failure
+    even after a retry: no point and no bound, so a cutting-plane loop stops
+    and keeps what it has proven).
+    """
 
     status: str
     values: np.ndarray | None
@@ -161,13 +167,30 @@ class HighsBackend:
             solution.value_valid = True
             self.h.setSolution(solution)
         self.h.run()
-        if self.h.getModelStatus() == highspy.HighsModelStatus.kSolveError:
-            self.h.clearSolver()  # numerical trouble from the warm basis: once more from none
-            self.h.run()
+        if self._failed():
+            self._retry()
         mip = bool(self.integer.any()) and not self.relaxed
         if not mip and self.h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             self._age_rows()
         return self._outcome()
+
+    def _failed(self) -> bool:
+        status = self.h.getModelStatus()
+        return status in (highspy.HighsModelStatus.kSolveError, highspy.HighsModelStatus.kNotset)
+
+    def _retry(self) -> None:
+        """Solve once more from no basis and without presolve.
+
+        On the Benders master with many cuts, HiGHS occasionally stops in
+        numerical trouble: from the warm basis (``Solve error``), or in the
+        clean-up after presolve, where the postsolved point is dual infeasible
+        and ``run`` ends with ``Not Set`` (seen on uk-councils at level 246 of
+        a full curve). Without the basis and presolve, the same model solves.
+        """
+        self.h.clearSolver()
+        self.h.setOptionValue("presolve", "off")
+        self.h.run()
+        self.h.setOptionValue("presolve", "choose")
 
     def _highs(self) -> highspy.Highs:
         h = highspy.Highs()
@@ -208,6 +231,8 @@ class HighsBackend:
         stopped = (kinds.kTimeLimit, kinds.kInterrupt, kinds.kSolutionLimit, kinds.kIterationLimit)
         if status in stopped or status == kinds.kUnknown:
             return Outcome("time_limit", values, objective, bound if mip else -math.inf)
+        if status in (kinds.kSolveError, kinds.kNotset):  # failed twice: no point, no proof
+            return Outcome("error", None, math.inf, -math.inf)
         raise SolverError(f"HiGHS stopped with status {self.h.modelStatusToString(status)}")
 
 
