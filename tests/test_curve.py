@@ -15,14 +15,16 @@ import pandas as pd
 import pytest
 
 import optimizer
+from optimizer import curve, orlib
 from optimizer.curve import (
     CurveOptions,
     consolidation_curve,
     default_levels,
+    downward_pass,
     parse_levels,
     status_quo,
 )
-from optimizer.engine import solve_level
+from optimizer.engine import LevelSolver, solve_level
 from optimizer.errors import DataValidationError
 from optimizer.evaluate import evaluate
 from optimizer.results import read_groupings
@@ -30,7 +32,24 @@ from optimizer.solve import SolverOptions
 from tests.conftest import CLI_CODE, CliRunner
 from tests.synthetic import write_synthetic
 
+PMED1 = Path(__file__).resolve().parents[1].parent / "shared/benchmarks/orlib/pmed/pmed1.txt"
 STABLE = ["level", "total", "agencies", "desks", "purchases", "distance", "savings", "status"]
+
+
+def test_downward_pass_swaps_at_evenly_spread_levels_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    solver = LevelSolver(orlib.read_pmed(PMED1)[0])
+    wanted = set(range(5, 41))
+    monkeypatch.setattr(curve, "SWAP_MOVES", 0)
+    greedy = {k: a.cost for k, a in downward_pass(solver, 5, wanted).items()}
+    monkeypatch.setattr(curve, "SWAP_MOVES", 8)
+    monkeypatch.setattr(curve, "SWAP_LEVELS", 4)
+    found = downward_pass(solver, 5, wanted)
+    assert set(found) == wanted
+    improved = {k for k in wanted if found[k].cost < greedy[k] - 1e-6}
+    assert improved and improved <= {40, 31, 22, 13}  # every 9th of the 36 levels
+    assert all(found[k].cost <= greedy[k] + 1e-6 for k in wanted)
 
 
 def test_parse_levels_lists_and_ranges() -> None:
