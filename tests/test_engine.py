@@ -238,3 +238,33 @@ def test_purge_drops_only_cuts_no_optimal_lp_priced() -> None:
     assert solver.purge(1, 4) == 1
     assert solver.h.getNumRow() == 2
     assert solver.solve(None).objective == pytest.approx(-2.0)  # the binding cut stayed
+
+
+def test_an_lp_after_a_mip_starts_from_the_last_lp_basis() -> None:
+    """A MIP leaves no basis; the LP after it must not start cold (cuts added meanwhile)."""
+    rng = np.random.default_rng(5)
+    n = 300
+    model = MatrixModel(
+        -rng.uniform(1.0, 2.0, n),
+        np.zeros(n),
+        np.ones(n),
+        np.arange(n) < 20,
+        sp.csr_matrix(rng.uniform(0.0, 1.0, (n, n))),
+        np.full(n, -np.inf),
+        rng.uniform(5.0, 10.0, n),
+    )
+    solver = HighsBackend(model, SolverOptions(gap=1e-2))
+    solver.relax(True)
+    first = solver.solve(None)
+    assert first.status == "optimal" and first.values is not None
+    cold = solver.h.getInfo().simplex_iteration_count
+    assert cold > 50, "the first LP must take enough iterations to tell a cold start"
+    solver.relax(False)
+    assert solver.solve(None).status == "optimal"
+    cut = Rows()  # one cut, idle at the LP point: the kept basis takes it as a basic slack
+    cut.add(np.arange(n), np.ones(n), -np.inf, float(first.values.sum()) + 1.0)
+    solver.add_rows(cut)
+    solver.relax(True)
+    again = solver.solve(None)
+    assert again.objective == pytest.approx(first.objective, rel=1e-9)
+    assert solver.h.getInfo().simplex_iteration_count < cold / 10
