@@ -408,7 +408,8 @@ def swap_search(
     are few and large). Stops after ``moves`` moves (refinements included),
     at ``deadline`` (a :func:`time.perf_counter` value), once the total is
     at most ``target`` (a cost the caller already knows to be good enough)
-    or when nothing improves. Sites in ``locked`` never close, sites in ``banned`` never open.
+    or when nothing improves. Sites in ``locked`` never close, sites in
+    ``banned`` never open.
     """
     mask = np.zeros(assigner.st.n_sites, dtype=bool)
     mask[current.open_sites] = True
