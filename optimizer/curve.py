@@ -33,7 +33,6 @@ from optimizer.engine import LevelSolver, SolveResult, versions
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
 from optimizer.evaluate import evaluate
 from optimizer.executors import ExecutorOptions, completed
-from optimizer.formulation import unhostable
 from optimizer.heuristics import Assigner, Assignment, swap_search
 from optimizer.instance import Instance
 from optimizer.results import atomic_write_text, claim_folder, write_groupings, write_json
@@ -292,15 +291,13 @@ def downward_pass(solver: LevelSolver, lowest: int, wanted: set[int]) -> dict[in
     open_mask = ~st.fixed_closed
     current = assigner.assign(open_mask)
     found: dict[int, Assignment] = {}
-    locked = st.must_open | st.fixed_open
+    locked, banned = solver.swap_limits()
     ordered = sorted(wanted, reverse=True)
     swapped = set(ordered[:: max(1, math.ceil(len(ordered) / SWAP_LEVELS))])
     while current is not None and int(open_mask.sum()) >= lowest:
         level = int(open_mask.sum())
         if level in swapped:
-            found[level] = swap_search(
-                assigner, current, locked, st.fixed_closed | unhostable(st), moves=SWAP_MOVES
-            )
+            found[level] = swap_search(assigner, current, locked, banned, moves=SWAP_MOVES)
         elif level in wanted:
             found[level] = current
         step = _drop(assigner, current, open_mask, locked)

@@ -351,10 +351,13 @@ class LevelSolver:
         Stops at a local optimum, at ``deadline`` or once the total is at
         most ``target`` (the cost the level's bound proves within the gap).
         """
-        st = self.st
-        locked = st.must_open | st.fixed_open
-        banned = st.fixed_closed | unhostable(st)
+        locked, banned = self.swap_limits()
         return swap_search(self.assigner, best, locked, banned, deadline, widen=True, target=target)
+
+    def swap_limits(self) -> tuple[np.ndarray, np.ndarray]:
+        """Sites swaps never close (forced open) and never open (closed, or unfit to host)."""
+        st = self.st
+        return st.must_open | st.fixed_open, st.fixed_closed | unhostable(st)
 
     def _lp_phase(
         self,
@@ -415,7 +418,7 @@ class LevelSolver:
         mask = None
         if level is not None:
             found = self.cover(level, time_limit, -np.clip(y, 0.0, 1.0))
-            mask = None if found is None else _mask(st, found.open_sites)
+            mask = None if found is None else found.mask(st.n_sites)
         if mask is None:
             mask = _round(st, y, level)
         plain = self.assigner.assign(mask)
@@ -792,12 +795,6 @@ def _round(st: Structure, y: np.ndarray, level: int | None) -> np.ndarray:
         return (score >= 0.5) & ~st.fixed_closed
     mask = np.zeros(st.n_sites, dtype=bool)
     mask[np.argsort(-score, kind="stable")[:level]] = True
-    return mask
-
-
-def _mask(st: Structure, sites: np.ndarray) -> np.ndarray:
-    mask = np.zeros(st.n_sites, dtype=bool)
-    mask[sites] = True
     return mask
 
 

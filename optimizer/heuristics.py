@@ -43,6 +43,12 @@ class Assignment:
     cost: float
     open_sites: np.ndarray
 
+    def mask(self, n_sites: int) -> np.ndarray:
+        """The open sites as a boolean mask over all ``n_sites`` sites."""
+        mask = np.zeros(n_sites, dtype=bool)
+        mask[self.open_sites] = True
+        return mask
+
 
 class Assigner:
     """Dense (client, site) cost arrays, one block per category.
@@ -117,8 +123,7 @@ class Assigner:
         new = self.cheapest(open_mask, self.marginal_rates(current.site))
         if new is None:
             return None
-        was = np.zeros(self.st.n_sites, dtype=bool)
-        was[current.open_sites] = True
+        was = current.mask(self.st.n_sites)
         site = np.where(~open_mask[current.site] | ~was[new], new, current.site)
         return Assignment(site, self.cost(site, open_mask), np.flatnonzero(open_mask))
 
@@ -306,8 +311,7 @@ class Assigner:
         whose dense arrays would exceed ``REFINE_CELLS``.
         """
         st = self.st
-        open_mask = np.zeros(st.n_sites, dtype=bool)
-        open_mask[current.open_sites] = True
+        open_mask = current.mask(st.n_sites)
         used = np.zeros(st.n_copies, dtype=bool)
         used[self.copies_of(current.site)[0]] = True
         site = current.site.copy()
@@ -411,8 +415,7 @@ def swap_search(
     or when nothing improves. Sites in ``locked`` never close, sites in
     ``banned`` never open.
     """
-    mask = np.zeros(assigner.st.n_sites, dtype=bool)
-    mask[current.open_sites] = True
+    mask = current.mask(assigner.st.n_sites)
     for _ in itertools.count() if moves is None else range(moves):
         if time.perf_counter() >= deadline or current.cost <= target:
             break

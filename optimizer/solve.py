@@ -164,7 +164,9 @@ class HighsBackend:
         return np.array(lp.col_lower_)[cols], np.array(lp.col_upper_)[cols]
 
     def relax(self, relaxed: bool) -> None:
-        """Drop or restore integrality."""
+        """Drop or restore integrality; keep the LP's basis for the LP after the MIP."""
+        if not relaxed:
+            self._keep_basis()
         idx = np.flatnonzero(self.integer).astype(np.int32)
         kind = highspy.HighsVarType.kContinuous if relaxed else highspy.HighsVarType.kInteger
         self.h.changeColsIntegrality(len(idx), idx, np.array([kind] * len(idx)))
@@ -187,8 +189,6 @@ class HighsBackend:
         mip = bool(self.integer.any()) and not self.relaxed
         if not mip and self.h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             self._age_rows()
-        if not mip:
-            self._keep_basis()
         return self._outcome()
 
     def _keep_basis(self) -> None:
