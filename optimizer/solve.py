@@ -50,20 +50,27 @@ class Outcome:
     ``status`` is ``optimal``, ``infeasible``, ``time_limit`` (stopped early;
     ``values`` may hold the best point found) or ``error`` (numerical failure
     even after a retry: no point and no bound, so a cutting-plane loop stops
-    and keeps what it has proven).
+    and keeps what it has proven). ``others`` are the other integer points a
+    MIP found on its way to ``values`` (HiGHS's improving solutions, the
+    start among them), oldest first.
     """
 
     status: str
     values: np.ndarray | None
     objective: float
     bound: float
+    others: tuple[np.ndarray, ...] = ()
 
 
 class HighsBackend:
     """A model held in HiGHS; rows can be added and the model re-solved."""
 
     def __init__(self, model: MatrixModel, options: SolverOptions) -> None:
-        self.settings: dict[str, Any] = {"output_flag": False, "mip_rel_gap": float(options.gap)}
+        self.settings: dict[str, Any] = {
+            "output_flag": False,
+            "mip_rel_gap": float(options.gap),
+            "mip_improving_solution_save": True,
+        }
         if options.threads:
             self.settings["threads"] = int(options.threads)
         self.h = self._highs()
@@ -246,6 +253,10 @@ class HighsBackend:
         if basis.valid:
             self.h.setBasis(basis)
 
+    def _improving(self) -> tuple[np.ndarray, ...]:
+        """The MIP's improving solutions, oldest first; the last is the one it returns."""
+        return tuple(np.array(found.col_value) for found in self.h.getSavedMipSolutions())
+
     def _outcome(self) -> Outcome:
         status = self.h.getModelStatus()
         info = self.h.getInfo()
@@ -257,11 +268,12 @@ class HighsBackend:
         objective = info.objective_function_value if has else math.inf
         mip = bool(self.integer.any()) and not self.relaxed
         bound = info.mip_dual_bound if mip else objective
+        others = self._improving()[:-1] if mip and has else ()
         if status == kinds.kOptimal:
-            return Outcome("optimal", values, objective, bound if mip else objective)
+            return Outcome("optimal", values, objective, bound if mip else objective, others)
         stopped = (kinds.kTimeLimit, kinds.kInterrupt, kinds.kSolutionLimit, kinds.kIterationLimit)
         if status in stopped or status == kinds.kUnknown:
-            return Outcome("time_limit", values, objective, bound if mip else -math.inf)
+            return Outcome("time_limit", values, objective, bound if mip else -math.inf, others)
         if status in (kinds.kSolveError, kinds.kNotset):  # failed twice: no point, no proof
             return Outcome("error", None, math.inf, -math.inf)
         raise SolverError(f"HiGHS stopped with status {self.h.modelStatusToString(status)}")

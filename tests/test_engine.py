@@ -12,10 +12,10 @@ import pytest
 import scipy.sparse as sp
 
 import optimizer
-from optimizer.engine import LevelSolver, solve_level
+from optimizer.engine import LevelSolver, _room_for_mip, _start_vector, solve_level
 from optimizer.errors import DataValidationError, InfeasibleError
 from optimizer.evaluate import evaluate
-from optimizer.formulation import MatrixModel, Rows
+from optimizer.formulation import MatrixModel, Rows, separate
 from optimizer.results import read_groupings
 from optimizer.schema import load_model
 from optimizer.solve import HighsBackend, SolverOptions
@@ -268,3 +268,55 @@ def test_an_lp_after_a_mip_starts_from_the_last_lp_basis() -> None:
     again = solver.solve(None)
     assert again.objective == pytest.approx(first.objective, rel=1e-9)
     assert solver.h.getInfo().simplex_iteration_count < cold / 10
+
+
+def test_a_mip_reports_the_points_it_passed_on_its_way() -> None:
+    """A knapsack started from the empty pack: the start and each better pack on the way."""
+    rng = np.random.default_rng(7)
+    n = 30
+    weight = rng.integers(5, 20, n).astype(float)
+    value = weight + rng.integers(0, 10, n)
+    model = MatrixModel(
+        -value,
+        np.zeros(n),
+        np.ones(n),
+        np.ones(n, dtype=bool),
+        sp.csr_matrix(weight[None, :]),
+        np.array([-np.inf]),
+        np.array([weight.sum() / 3]),
+    )
+    out = HighsBackend(model, SolverOptions(gap=0.0)).solve(None, np.zeros(n))
+    assert out.status == "optimal" and out.values is not None
+    assert len(out.others) >= 2
+    assert not out.others[0].any()  # the start
+    packs = [*out.others, out.values]
+    assert all(weight @ pack <= weight.sum() / 3 + 1e-9 for pack in packs)
+    values = [float(-value @ pack) for pack in packs]
+    assert values == sorted(values, reverse=True) and values[-2] > values[-1]
+
+
+def test_the_master_mip_cuts_at_every_point_it_is_given(synthetic: optimizer.Instance) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    solver.solve(10)
+    groupings = [solver.cover(10), solver.cover(6)]
+    points = []
+    for grouping in groupings:
+        assert grouping is not None
+        point = _start_vector(solver.st, solver.lists, solver.assigner, grouping)
+        point[solver.st.n_sites + solver.st.n_copies : solver.lists.pool0] = 0.0  # theta too low
+        points.append(point)
+    expected = [separate(solver.st, solver.lists, point)[1] for point in points]
+    assert min(expected) > 0
+    rows, stats = solver.master.h.getNumRow(), {"cuts": 0}
+    best, count = solver._take(tuple(points), None, stats)
+    assert count == expected[-1]
+    assert stats["cuts"] == sum(expected) == solver.master.h.getNumRow() - rows
+    assert best is not None
+    assert best.cost <= min(g.cost for g in groupings if g is not None) * (1 + 1e-12)
+
+
+def test_the_master_mip_starts_only_with_time_for_its_root() -> None:
+    now = time.perf_counter()
+    assert _room_for_mip(None, now - 100.0, 10.0)
+    assert _room_for_mip(30.0, now, 5.0)
+    assert not _room_for_mip(30.0, now - 20.0, 5.0)  # 10 s left, the LP phase took 5
