@@ -206,8 +206,8 @@ def _host(instance: Instance, merged: pd.DataFrame, opened: list[str]) -> list[V
     hosts = instance.sites.loc[opened, "body_id"]
     hosts = hosts[hosts != ""]
     rows = merged[merged["body_id"].isin(hosts)]
-    own = rows["body_id"].map(lambda b: set(hosts.index[hosts == b]))
-    bad = rows[[site not in sites for site, sites in zip(rows["site_id"], own, strict=True)]]
+    own = set(zip(hosts.to_numpy(), hosts.index, strict=True))  # (body, open site it hosts)
+    bad = rows[[pair not in own for pair in zip(rows["body_id"], rows["site_id"], strict=True)]]
     if len(bad) == 0:
         return []
     return [

@@ -524,29 +524,106 @@ def separate(
 
     valid for every ``(y, w)`` by weak duality and tight at this one.
     Without a host it is the radius cut of Duran-Mateluna et al. (2023).
+    A client with too little open in reach also gets the feasibility cut
+    ``y_s + sum of its entries >= 1``, just before its optimality cut. All
+    clients are separated at once, in arrays.
     """
-    y = values[: st.n_sites]
-    worth = values[lists.col] - np.where(lists.corr >= 0, values[lists.corr], 0.0)
-    worth = np.maximum(worth, 0.0)
+    seg, u, lacking = _marginal(st, lists, values)
+    cuts = _optimality_cuts(st, lists, values, u, seg)
+    violated = cuts.lhs < (u - st.floor) - rel_tol * np.maximum(1.0, np.abs(u))
+    rows = Rows()
+    for i in np.flatnonzero(violated | lacking).tolist():
+        if lacking[i]:
+            _feasibility_cut(st, lists, rows, i)
+        if violated[i]:
+            part = slice(cuts.ptr[i], cuts.ptr[i + 1])
+            rows.add(cuts.col[part], cuts.val[part], float(u[i] - st.floor[i]), np.inf)
+    return rows, int(violated.sum() + lacking.sum())
+
+
+def _marginal(
+    st: Structure, lists: CutLists, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each entry's client, each client's marginal cost ``u``, and who lacks open options.
+
+    Filling a client's entries cheapest first, ``u`` is the cost of the
+    entry at which what is open reaches ``1 - y_s`` (the host takes the
+    rest). When it never does, ``u`` is the dearest entry's cost and the
+    client needs a feasibility cut.
+    """
+    n = st.n_clients
     lengths = np.diff(lists.ptr)
-    seg = np.repeat(np.arange(st.n_clients), lengths)
-    shift = np.where(st.client_host >= 0, y[np.maximum(st.client_host, 0)], 0.0)
-    cum = np.cumsum(worth)
+    seg = np.repeat(np.arange(n), lengths)
+    host = st.client_host
+    target = 1.0 - np.where(host >= 0, values[np.maximum(host, 0)], 0.0)
+    worth = values[lists.col] - np.where(lists.corr >= 0, values[lists.corr], 0.0)
+    cum = np.cumsum(np.maximum(worth, 0.0))
     inside = cum - np.r_[0.0, cum][lists.ptr[:-1]][seg]
-    target = 1.0 - shift
-    first = np.full(st.n_clients, -1)
+    first = np.full(n, -1)
     hit = np.flatnonzero(inside >= target[seg] - TOLERANCE)
     uniq, pos = np.unique(seg[hit], return_index=True)
     first[uniq] = hit[pos]
-    rows = Rows()
-    count = 0
-    for i in range(st.n_clients):
-        p = int(first[i])
-        if p < 0 and lengths[i] and inside[lists.ptr[i + 1] - 1] < target[i] - 1e-6:
-            _feasibility_cut(st, lists, rows, i)
-            count += 1
-        count += _optimality_cut(st, lists, rows, i, p, values, rel_tol)
-    return rows, count
+    last = np.where(lengths > 0, lists.ptr[1:] - 1, len(inside))  # past the end: reads 0
+    u = np.r_[lists.cost, 0.0][np.where(first >= 0, first, last)]
+    reach = np.r_[inside, 0.0][last]
+    lacking = (first < 0) & (lengths > 0) & (reach < target - 1e-6)
+    return seg, u, lacking
+
+
+@dataclass
+class _Cuts:
+    """One candidate cut per client, as CSR rows, and each one's value at the point."""
+
+    ptr: np.ndarray
+    col: np.ndarray
+    val: np.ndarray
+    lhs: np.ndarray
+
+
+def _optimality_cuts(
+    st: Structure, lists: CutLists, values: np.ndarray, u: np.ndarray, seg: np.ndarray
+) -> _Cuts:
+    """Every client's dual cut (see :func:`separate`) at marginal costs ``u``."""
+    n, n_s = st.n_clients, st.n_sites
+    hseg = np.repeat(np.arange(n), np.diff(st.host_ptr))
+    host = st.client_host
+    used = np.full(n, -np.inf)
+    in_use = values[n_s + st.host_copy] > TOLERANCE
+    np.maximum.at(used, hseg[in_use], st.host_cost[in_use])
+    y_s = np.where(host >= 0, values[np.maximum(host, 0)], 0.0)
+    z = np.where(np.isfinite(used) & (y_s > TOLERANCE), np.maximum(0.0, used - u), 0.0)
+    coef = np.maximum(u[seg] - lists.cost, 0.0)
+    corr = lists.corr >= 0
+    has_z = np.flatnonzero(z > 0)
+    row = np.concatenate([np.arange(n), seg, seg[corr], hseg, has_z])
+    col = np.concatenate(
+        [
+            n_s + st.n_copies + np.arange(n),
+            lists.col,
+            lists.corr[corr],
+            n_s + st.host_copy,
+            host[has_z],
+        ]
+    )
+    val = np.concatenate(
+        [
+            np.ones(n),
+            coef,
+            -coef[corr],
+            np.maximum(u[hseg] + z[hseg] - st.host_cost, 0.0),
+            -z[has_z],
+        ]
+    )
+    nonzero = val != 0
+    key = row[nonzero].astype(np.int64) * len(values) + col[nonzero]
+    keys, inverse = np.unique(key, return_inverse=True)
+    total = np.bincount(inverse, weights=val[nonzero], minlength=len(keys))
+    keep = total != 0
+    keys, total = keys[keep], total[keep]
+    rows, cols = keys // len(values), keys % len(values)
+    ptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=n))].astype(np.int64)
+    lhs = np.bincount(rows, weights=total * values[cols], minlength=n)
+    return _Cuts(ptr, cols, total, lhs)
 
 
 def _feasibility_cut(st: Structure, lists: CutLists, rows: Rows, i: int) -> None:
@@ -571,43 +648,6 @@ def _merged(cols: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     total = np.bincount(inverse, weights=vals, minlength=len(uniq))
     keep = total != 0
     return uniq[keep], total[keep]
-
-
-def _optimality_cut(
-    st: Structure,
-    lists: CutLists,
-    rows: Rows,
-    i: int,
-    p: int,
-    values: np.ndarray,
-    rel_tol: float,
-) -> int:
-    """Add client ``i``'s dual cut if ``values`` violates it; ``p`` is the marginal entry or -1."""
-    seg = slice(lists.ptr[i], lists.ptr[i + 1])
-    o_cost = lists.cost[seg]
-    hosts = slice(st.host_ptr[i], st.host_ptr[i + 1])
-    h_copy, h_cost = st.host_copy[hosts], st.host_cost[hosts]
-    host = int(st.client_host[i])
-    if p >= 0:
-        u = float(lists.cost[p])
-    elif len(o_cost):
-        u = float(o_cost[-1])
-    else:
-        u = 0.0
-    used = h_cost[values[st.n_sites + h_copy] > TOLERANCE]
-    y_s = values[host] if host >= 0 else 0.0
-    z = max(0.0, float(used.max()) - u) if (len(used) and y_s > TOLERANCE) else 0.0
-    o_cols, o_vals = _entries(lists, seg, np.maximum(u - o_cost, 0.0))
-    cols = np.r_[st.n_sites + st.n_copies + i, o_cols, st.n_sites + h_copy]
-    vals = np.r_[1.0, o_vals, np.maximum(u + z - h_cost, 0.0)]
-    if z > 0:
-        cols, vals = np.r_[cols, host], np.r_[vals, -z]
-    cols, vals = _merged(cols, vals)
-    rhs = u - st.floor[i]
-    if float(vals @ values[cols]) >= rhs - rel_tol * max(1.0, abs(u)):
-        return 0
-    rows.add(cols, vals, rhs, np.inf)
-    return 1
 
 
 def build_compact(
