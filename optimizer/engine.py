@@ -14,8 +14,9 @@ LP leaves undecided (:meth:`LevelSolver.rens`); swaps
 (:func:`optimizer.heuristics.swap_search`); fixing by the LP's reduced costs;
 MIP rounds, cutting at every integer point each MIP passes, until the gap
 is within ``gap`` or time runs out (they start only when the time left can
-take a MIP's root, :func:`_room_for_mip`). Every optimal LP at any level leaves a
-tangent bound valid at every level (:meth:`LevelSolver.tangent_bound`).
+take a MIP's root, :func:`_room_for_mip`; else RENS runs again). Every
+optimal LP at any level leaves a tangent bound valid at every level
+(:meth:`LevelSolver.tangent_bound`).
 """
 
 from __future__ import annotations
@@ -568,7 +569,9 @@ class LevelSolver:
         if best is not None and _gap(best.cost, bound) <= self.options.gap:
             return best, bound, "optimal", stats
         if best is not None and not _room_for_mip(limit, began, stats.get("lp", 0.0)):
-            return best, bound, "time_limit", stats
+            best = self.rens(best, bound, _remaining(limit, began), stats)  # a smaller MIP
+            status = "optimal" if _gap(best.cost, bound) <= self.options.gap else "time_limit"
+            return best, bound, status, stats
         fixed = self.fix_by_reduced_costs(best.cost) if best is not None else None
         self.master.relax(False)
         try:
@@ -788,7 +791,9 @@ def _room_for_mip(limit: float | None, began: float, lp_seconds: float) -> bool:
     propagates the dense cuts without looking at its clock: on uk-councils
     at level 46, a MIP given 14 s spent 8.5 s in its root LP and 15 s more
     before it stopped. So the MIP starts only when the time left is at
-    least ``MIP_ROOT_FACTOR`` times what the LP phase took.
+    least ``MIP_ROOT_FACTOR`` times what the LP phase took; otherwise the
+    time left goes to RENS again, whose MIP is small (at level 46 the
+    second RENS found the grouping that proves the level).
     """
     left = _remaining(limit, began)
     return left is None or left >= MIP_ROOT_FACTOR * lp_seconds
