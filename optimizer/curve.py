@@ -21,7 +21,7 @@ import json
 import math
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -239,16 +239,14 @@ def consolidation_curve(
     began = clock()
     done = _prepare(instance, options, out, resume, inputs)
     shared = _Levels(instance, options, status_quo(instance))
-    todo = [k for k in options.levels if k not in done]
-    lowest = min(todo, default=len(instance.bodies))
-    incumbents = downward_pass(shared.solver(), lowest, set(todo))
+    todo = sorted((k for k in options.levels if k not in done), reverse=True)
     rows = list(done.values())
     if on_level is not None:
         on_level(None, len(rows), len(options.levels))
-    tasks = [(k, incumbents.get(k)) for k in sorted(todo, reverse=True)]
+    tasks = level_tasks(shared.solver(), todo)
     executor = executor or SERIAL
     payload = shared if executor.kind == "serial" else shared.for_workers()
-    with completed(_level_task, payload, tasks, executor) as results:
+    with completed(_level_task, payload, tasks, executor, len(todo)) as results:
         for _, (row, groupings) in results:
             rows.append(row)
             if out is not None:
@@ -278,8 +276,35 @@ def status_quo(instance: Instance) -> float:
     return evaluate(instance, grouping).total
 
 
+def level_tasks(
+    solver: LevelSolver, levels: list[int]
+) -> Iterator[tuple[int, Assignment | None]]:
+    """Each level (most agencies first) with its start, as the downward pass reaches it.
+
+    A generator: the workers start on the first levels while the pass goes
+    on down (on uk-councils the pass takes about 4 s, longer than a worker
+    takes to start). Levels the pass never reaches start from nothing.
+    """
+    if not levels:
+        return
+    pending = iter(levels)
+    for level, grouping in downward_steps(solver, min(levels), set(levels)):
+        for k in pending:
+            yield k, (grouping if k == level else None)
+            if k == level:
+                break
+    yield from ((k, None) for k in pending)
+
+
 def downward_pass(solver: LevelSolver, lowest: int, wanted: set[int]) -> dict[int, Assignment]:
-    """Incumbents for the wanted levels from one greedy drop pass from all sites open.
+    """Incumbents for the wanted levels from one greedy drop pass from all sites open."""
+    return dict(downward_steps(solver, lowest, wanted))
+
+
+def downward_steps(
+    solver: LevelSolver, lowest: int, wanted: set[int]
+) -> Iterator[tuple[int, Assignment]]:
+    """The downward pass, level by level: each wanted level it reaches, with its grouping.
 
     At most ``SWAP_LEVELS`` of the wanted levels, spread evenly, are improved
     by ``SWAP_MOVES`` swaps; the others keep the greedy grouping. Swaps cost
@@ -290,21 +315,19 @@ def downward_pass(solver: LevelSolver, lowest: int, wanted: set[int]) -> dict[in
     st, assigner = solver.st, solver.assigner
     open_mask = ~st.fixed_closed
     current = assigner.assign(open_mask)
-    found: dict[int, Assignment] = {}
     locked, banned = solver.swap_limits()
     ordered = sorted(wanted, reverse=True)
     swapped = set(ordered[:: max(1, math.ceil(len(ordered) / SWAP_LEVELS))])
     while current is not None and int(open_mask.sum()) >= lowest:
         level = int(open_mask.sum())
         if level in swapped:
-            found[level] = swap_search(assigner, current, locked, banned, moves=SWAP_MOVES)
+            yield level, swap_search(assigner, current, locked, banned, moves=SWAP_MOVES)
         elif level in wanted:
-            found[level] = current
+            yield level, current
         step = _drop(assigner, current, open_mask, locked)
         if step is None:
             break
         current, open_mask = step
-    return found
 
 
 def _drop(

@@ -33,7 +33,7 @@ import multiprocessing.connection
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sized
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -101,7 +101,11 @@ def executor_options(
 
 @contextmanager
 def completed(
-    fn: Callable[[S, T], R], shared: S, tasks: Sequence[T], options: ExecutorOptions
+    fn: Callable[[S, T], R],
+    shared: S,
+    tasks: Iterable[T],
+    options: ExecutorOptions,
+    size: int | None = None,
 ) -> Iterator[Results[R]]:
     """Run ``fn(shared, task)`` for every task; iterate ``(index, result)`` as each finishes.
 
@@ -115,23 +119,29 @@ def completed(
         A module-level function (workers import it by name).
     shared : object
         Picklable; sent to each worker once.
-    tasks : sequence
-        Picklable, independent tasks.
+    tasks : iterable
+        Picklable, independent tasks. Each is handed over as soon as it is
+        drawn, so a generator that computes them lets the workers start on
+        the first while it makes the next; results are read once all are.
     options : ExecutorOptions
         Where to run them.
+    size : int, optional
+        How many tasks there are, when ``tasks`` has no length (a generator).
     """
-    if options.kind == "serial" or not tasks:
+    count = len(tasks) if size is None and isinstance(tasks, Sized) else size
+    if options.kind == "serial" or count == 0:
         yield ((i, fn(shared, task)) for i, task in enumerate(tasks))
     elif options.kind == "processes":
-        with _processes(fn, shared, tasks, _workers(options, len(tasks))) as results:
+        with _processes(fn, shared, tasks, _workers(options, count)) as results:
             yield results
     else:
-        with _dask(fn, shared, tasks, options) as results:
+        with _dask(fn, shared, tasks, options, count) as results:
             yield results
 
 
-def _workers(options: ExecutorOptions, n_tasks: int) -> int:
-    return max(1, min(options.workers or os.cpu_count() or 1, n_tasks))
+def _workers(options: ExecutorOptions, n_tasks: int | None) -> int:
+    wanted = options.workers or os.cpu_count() or 1
+    return max(1, wanted if n_tasks is None else min(wanted, n_tasks))
 
 
 # -------------------------------------------------------------- local processes
@@ -141,7 +151,7 @@ _SHARED: dict[str, Any] = {}
 
 @contextmanager
 def _processes(
-    fn: Callable[[S, T], R], shared: S, tasks: Sequence[T], workers: int
+    fn: Callable[[S, T], R], shared: S, tasks: Iterable[T], workers: int
 ) -> Iterator[Results[R]]:
     pool = ProcessPoolExecutor(
         max_workers=workers,
@@ -200,7 +210,11 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
 
 @contextmanager
 def _dask(
-    fn: Callable[[S, T], R], shared: S, tasks: Sequence[T], options: ExecutorOptions
+    fn: Callable[[S, T], R],
+    shared: S,
+    tasks: Iterable[T],
+    options: ExecutorOptions,
+    size: int | None,
 ) -> Iterator[Results[R]]:
     from distributed import Client
     from distributed import as_completed as dask_completed
@@ -208,7 +222,7 @@ def _dask(
     with ExitStack() as stack:
         target: Any = options.scheduler
         if target is None:
-            target = stack.enter_context(local_cluster(_workers(options, len(tasks))))
+            target = stack.enter_context(local_cluster(_workers(options, size)))
         client = stack.enter_context(_connect(Client, target))
         futures: list[Any] = []
         try:

@@ -52,6 +52,30 @@ def test_downward_pass_swaps_at_evenly_spread_levels_only(
     assert all(found[k].cost <= greedy[k] + 1e-6 for k in wanted)
 
 
+def test_level_tasks_come_as_the_downward_pass_reaches_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    solver = LevelSolver(orlib.read_pmed(PMED1)[0])
+    levels = [100, 60, 30, 10, 3]
+    expected = downward_pass(solver, 3, set(levels))
+    drops = []
+    real = curve._drop
+
+    def counted(*args: object) -> object:
+        drops.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(curve, "_drop", counted)
+    tasks = curve.level_tasks(solver, levels)
+    first, start = next(tasks)
+    assert first == 100 and start is not None and not drops  # before the pass goes down
+    rest = list(tasks)
+    assert [k for k, _ in rest] == [60, 30, 10, 3] and len(drops) >= 97
+    for k, grouping in [(first, start), *rest]:
+        assert grouping is not None and grouping.cost == pytest.approx(expected[k].cost)
+    assert list(curve.level_tasks(solver, [])) == []
+
+
 def test_parse_levels_lists_and_ranges() -> None:
     assert parse_levels("380,200,100..98,50", 382) == [380, 200, 100, 99, 98, 50]
     assert parse_levels("all", 10) == [10, 9, 8, 7, 6, 5, 4]
