@@ -253,6 +253,22 @@ class HighsBackend:
         if basis.valid:
             self.h.setBasis(basis)
 
+    def _nearly_feasible(self) -> bool:
+        """Whether an LP HiGHS calls optimal has a point just outside its tolerance.
+
+        After unscaling, an optimal basis can break a row by a little more
+        than the primal tolerance; HiGHS then reports the model optimal, the
+        dual feasible and the primal infeasible. On uk-councils, level 191 of
+        a full curve hit this in its first LP: without a point the LP rounds
+        stopped and the level ended 2.6e-3 from its bound. With a feasible
+        dual, the objective is still a valid bound and the point serves for
+        separation.
+        """
+        lp = self.relaxed or not self.integer.any()
+        optimal = self.h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        dual_feasible = self.h.getInfo().dual_solution_status == 2
+        return lp and optimal and dual_feasible and self.h.getSolution().value_valid
+
     def _improving(self) -> tuple[np.ndarray, ...]:
         """The MIP's improving solutions, oldest first; the last is the one it returns."""
         return tuple(np.array(found.col_value) for found in self.h.getSavedMipSolutions())
@@ -263,7 +279,7 @@ class HighsBackend:
         kinds = highspy.HighsModelStatus
         if status in (kinds.kInfeasible, kinds.kUnboundedOrInfeasible):
             return Outcome("infeasible", None, math.inf, math.inf)
-        has = info.primal_solution_status == 2
+        has = info.primal_solution_status == 2 or self._nearly_feasible()
         values = np.array(self.h.getSolution().col_value) if has else None
         objective = info.objective_function_value if has else math.inf
         mip = bool(self.integer.any()) and not self.relaxed

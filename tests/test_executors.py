@@ -68,6 +68,22 @@ def test_every_task_returns_once_with_its_index(kind: str, cluster: LocalCluster
     assert got == {i: 3**i for i in range(7)}
 
 
+@pytest.mark.parametrize("kind", ["serial", "processes", "dask"])
+def test_tasks_may_come_from_a_generator(kind: str, cluster: LocalCluster) -> None:
+    address = cluster.scheduler_address if kind == "dask" else None
+    options = ExecutorOptions(kind, workers=2, scheduler=address)
+    drawn: list[int] = []
+
+    def tasks() -> Iterator[int]:
+        for i in range(7):
+            drawn.append(i)
+            yield i
+
+    with completed(operator.pow, 3, tasks(), options, size=7) as results:
+        got = dict(results)
+    assert got == {i: 3**i for i in range(7)} and drawn == list(range(7))
+
+
 @pytest.mark.parametrize("kind", ["processes", "dask"])
 def test_a_task_error_reaches_the_caller(kind: str, cluster: LocalCluster) -> None:
     address = cluster.scheduler_address if kind == "dask" else None
