@@ -291,7 +291,7 @@ class LevelSolver:
             model = build_master(self.st, self.lists, None)
             self.level_row = model.level_row
             self.cut_row0 = model.matrix.shape[0]
-            self.master = backend(model, self.options)
+            self.master = backend(model, self.options, keep_points=True)
         return self.master
 
     def _benders(

@@ -63,14 +63,21 @@ class Outcome:
 
 
 class HighsBackend:
-    """A model held in HiGHS; rows can be added and the model re-solved."""
+    """A model held in HiGHS; rows can be added and the model re-solved.
 
-    def __init__(self, model: MatrixModel, options: SolverOptions) -> None:
+    With ``keep_points``, each MIP's outcome also carries the improving
+    solutions HiGHS found on its way (``Outcome.others``).
+    """
+
+    def __init__(
+        self, model: MatrixModel, options: SolverOptions, keep_points: bool = False
+    ) -> None:
         self.settings: dict[str, Any] = {
             "output_flag": False,
             "mip_rel_gap": float(options.gap),
-            "mip_improving_solution_save": True,
+            "mip_improving_solution_save": keep_points,
         }
+        self.keep_points = keep_points
         if options.threads:
             self.settings["threads"] = int(options.threads)
         self.h = self._highs()
@@ -284,7 +291,7 @@ class HighsBackend:
         objective = info.objective_function_value if has else math.inf
         mip = bool(self.integer.any()) and not self.relaxed
         bound = info.mip_dual_bound if mip else objective
-        others = self._improving()[:-1] if mip and has else ()
+        others = self._improving()[:-1] if mip and has and self.keep_points else ()
         if status == kinds.kOptimal:
             return Outcome("optimal", values, objective, bound if mip else objective, others)
         stopped = (kinds.kTimeLimit, kinds.kInterrupt, kinds.kSolutionLimit, kinds.kIterationLimit)
@@ -443,10 +450,12 @@ def _cbc_bound(log: str, objective: float) -> float:
     return objective - (float(reported.group(1)) - float(found.group(1)))
 
 
-def backend(model: MatrixModel, options: SolverOptions) -> HighsBackend | PulpBackend:
-    """Return the backend for ``options.solver``."""
+def backend(
+    model: MatrixModel, options: SolverOptions, keep_points: bool = False
+) -> HighsBackend | PulpBackend:
+    """Return the backend for ``options.solver``; ``keep_points`` as in :class:`HighsBackend`."""
     if options.solver == "highs":
-        return HighsBackend(model, options)
+        return HighsBackend(model, options, keep_points)
     return PulpBackend(model, options)
 
 

@@ -285,7 +285,7 @@ def test_a_mip_reports_the_points_it_passed_on_its_way() -> None:
         np.array([-np.inf]),
         np.array([weight.sum() / 3]),
     )
-    out = HighsBackend(model, SolverOptions(gap=0.0)).solve(None, np.zeros(n))
+    out = HighsBackend(model, SolverOptions(gap=0.0), keep_points=True).solve(None, np.zeros(n))
     assert out.status == "optimal" and out.values is not None
     assert len(out.others) >= 2
     assert not out.others[0].any()  # the start
@@ -293,6 +293,7 @@ def test_a_mip_reports_the_points_it_passed_on_its_way() -> None:
     assert all(weight @ pack <= weight.sum() / 3 + 1e-9 for pack in packs)
     values = [float(-value @ pack) for pack in packs]
     assert values == sorted(values, reverse=True) and values[-2] > values[-1]
+    assert HighsBackend(model, SolverOptions(gap=0.0)).solve(None, np.zeros(n)).others == ()
 
 
 def test_the_master_mip_cuts_at_every_point_it_is_given(synthetic: optimizer.Instance) -> None:
