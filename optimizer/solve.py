@@ -266,8 +266,9 @@ class HighsBackend:
         After unscaling, an optimal basis can break a row by a little more
         than the primal tolerance; HiGHS then reports the model optimal, the
         dual feasible and the primal infeasible. On uk-councils, level 191 of
-        a full curve hit this in its first LP: without a point the LP rounds
-        stopped and the level ended 2.6e-3 from its bound. With a feasible
+        a serial curve from level 211 hit this in its first LP: without a
+        point the LP rounds stopped and the level ended 2.6e-3 from its
+        bound. With a feasible
         dual, the objective is still a valid bound and the point serves for
         separation.
         """
