@@ -568,7 +568,7 @@ class LevelSolver:
     ) -> tuple[Assignment | None, float, str, dict[str, Any]]:
         if best is not None and _gap(best.cost, bound) <= self.options.gap:
             return best, bound, "optimal", stats
-        if best is not None and not _room_for_mip(limit, began, stats.get("lp", 0.0)):
+        if best is not None and not _room_for_mip(limit, began, stats["lp"]):
             best = self.rens(best, bound, _remaining(limit, began), stats)  # a smaller MIP
             status = "optimal" if _gap(best.cost, bound) <= self.options.gap else "time_limit"
             return best, bound, status, stats

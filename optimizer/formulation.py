@@ -554,8 +554,7 @@ def _marginal(
     n = st.n_clients
     lengths = np.diff(lists.ptr)
     seg = np.repeat(np.arange(n), lengths)
-    host = st.client_host
-    target = 1.0 - np.where(host >= 0, values[np.maximum(host, 0)], 0.0)
+    target = 1.0 - _host_share(st, values)
     worth = values[lists.col] - np.where(lists.corr >= 0, values[lists.corr], 0.0)
     cum = np.cumsum(np.maximum(worth, 0.0))
     inside = cum - np.r_[0.0, cum][lists.ptr[:-1]][seg]
@@ -568,6 +567,12 @@ def _marginal(
     reach = np.r_[inside, 0.0][last]
     lacking = (first < 0) & (lengths > 0) & (reach < target - 1e-6)
     return seg, u, lacking
+
+
+def _host_share(st: Structure, values: np.ndarray) -> np.ndarray:
+    """Each client's ``y_s``: how open the site its body hosts is (0 without one)."""
+    host = st.client_host
+    return np.where(host >= 0, values[np.maximum(host, 0)], 0.0)
 
 
 @dataclass
@@ -590,7 +595,7 @@ def _optimality_cuts(
     used = np.full(n, -np.inf)
     in_use = values[n_s + st.host_copy] > TOLERANCE
     np.maximum.at(used, hseg[in_use], st.host_cost[in_use])
-    y_s = np.where(host >= 0, values[np.maximum(host, 0)], 0.0)
+    y_s = _host_share(st, values)
     z = np.where(np.isfinite(used) & (y_s > TOLERANCE), np.maximum(0.0, used - u), 0.0)
     coef = np.maximum(u[seg] - lists.cost, 0.0)
     corr = lists.corr >= 0

@@ -200,10 +200,14 @@ class HighsBackend:
         self.h.run()
         if self._failed():
             self._retry()
-        mip = bool(self.integer.any()) and not self.relaxed
-        if not mip and self.h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
+        if not self.mip and self.h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             self._age_rows()
         return self._outcome()
+
+    @property
+    def mip(self) -> bool:
+        """Whether a solve now is a MIP (integer columns, integrality not relaxed)."""
+        return bool(self.integer.any()) and not self.relaxed
 
     def _keep_basis(self) -> None:
         basis = self.h.getBasis()
@@ -260,22 +264,22 @@ class HighsBackend:
         if basis.valid:
             self.h.setBasis(basis)
 
-    def _nearly_feasible(self) -> bool:
-        """Whether an LP HiGHS calls optimal has a point just outside its tolerance.
+    def _has_point(self, status: highspy.HighsModelStatus, info: highspy.HighsInfo) -> bool:
+        """Whether the run left a point: a feasible one, or an optimal LP's just outside tolerance.
 
         After unscaling, an optimal basis can break a row by a little more
         than the primal tolerance; HiGHS then reports the model optimal, the
         dual feasible and the primal infeasible. On uk-councils, level 191 of
         a serial curve from level 211 hit this in its first LP: without a
         point the LP rounds stopped and the level ended 2.6e-3 from its
-        bound. With a feasible
-        dual, the objective is still a valid bound and the point serves for
-        separation.
+        bound. With a feasible dual, the objective is still a valid bound and
+        the point serves for separation.
         """
-        lp = self.relaxed or not self.integer.any()
-        optimal = self.h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-        dual_feasible = self.h.getInfo().dual_solution_status == 2
-        return lp and optimal and dual_feasible and self.h.getSolution().value_valid
+        if info.primal_solution_status == 2:
+            return True
+        optimal = status == highspy.HighsModelStatus.kOptimal
+        dual_feasible = info.dual_solution_status == 2
+        return not self.mip and optimal and dual_feasible and self.h.getSolution().value_valid
 
     def _improving(self) -> tuple[np.ndarray, ...]:
         """The MIP's improving solutions, oldest first; the last is the one it returns."""
@@ -287,10 +291,10 @@ class HighsBackend:
         kinds = highspy.HighsModelStatus
         if status in (kinds.kInfeasible, kinds.kUnboundedOrInfeasible):
             return Outcome("infeasible", None, math.inf, math.inf)
-        has = info.primal_solution_status == 2 or self._nearly_feasible()
+        has = self._has_point(status, info)
         values = np.array(self.h.getSolution().col_value) if has else None
         objective = info.objective_function_value if has else math.inf
-        mip = bool(self.integer.any()) and not self.relaxed
+        mip = self.mip
         bound = info.mip_dual_bound if mip else objective
         others = self._improving()[:-1] if mip and has and self.keep_points else ()
         if status == kinds.kOptimal:
