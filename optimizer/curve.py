@@ -32,7 +32,7 @@ import pandas as pd
 from optimizer.engine import LevelSolver, SolveResult, versions
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
 from optimizer.evaluate import evaluate
-from optimizer.executors import ExecutorOptions, completed
+from optimizer.executors import ExecutorOptions, completed, worker_count
 from optimizer.heuristics import Assigner, Assignment, swap_search
 from optimizer.instance import Instance
 from optimizer.results import atomic_write_text, claim_folder, write_groupings, write_json
@@ -57,6 +57,10 @@ LOWEST_DEFAULT = 4
 DEFAULT_POINTS = 15
 SWAP_MOVES = 8  # swaps per level in the downward pass
 SWAP_LEVELS = 24  # levels the downward pass improves by swaps, at most
+# Levels handed out after the lowest one, per worker besides the first: the
+# lowest level's LP is the weakest, and it takes about three times as long as
+# the levels above it (see level_tasks).
+LOWEST_AHEAD = 3
 EMPTY = ("infeasible", "no_solution")
 SERIAL = ExecutorOptions("serial")
 
@@ -243,8 +247,9 @@ def consolidation_curve(
     rows = list(done.values())
     if on_level is not None:
         on_level(None, len(rows), len(options.levels))
-    tasks = level_tasks(shared.solver(), todo)
     executor = executor or SERIAL
+    ahead = LOWEST_AHEAD * (worker_count(executor, len(todo)) - 1)
+    tasks = level_tasks(shared.solver(), todo, ahead)
     payload = shared if executor.kind == "serial" else shared.for_workers()
     with completed(_level_task, payload, tasks, executor, len(todo)) as results:
         for _, (row, groupings) in results:
@@ -277,23 +282,73 @@ def status_quo(instance: Instance) -> float:
 
 
 def level_tasks(
-    solver: LevelSolver, levels: list[int]
+    solver: LevelSolver, levels: list[int], ahead: int = 0
 ) -> Iterator[tuple[int, Assignment | None]]:
     """Each level (most agencies first) with its start, as the downward pass reaches it.
 
     A generator: the workers start on the first levels while the pass goes
     on down (on uk-councils the pass takes about 4 s, longer than a worker
     takes to start). Levels the pass never reaches start from nothing.
+
+    With ``ahead``, the lowest feasible level goes out ahead of the
+    ``ahead`` levels just above it (:func:`lowest_early`): it is the slowest
+    to solve, and handed out last it alone would set the wall time. The
+    fewest feasible agencies (a set cover, about 1 s on uk-councils) are
+    found after the first level is out.
     """
     if not levels:
         return
-    pending = iter(levels)
-    for level, grouping in downward_steps(solver, min(levels), set(levels)):
-        for k in pending:
-            yield k, (grouping if k == level else None)
-            if k == level:
+    start = _PassStarts(solver, levels)
+    yield levels[0], start(levels[0])
+    rest = levels[1:]
+    if ahead and rest:
+        rest = lowest_early(rest, _fewest(solver), ahead)
+    for level in rest:
+        yield level, start(level)
+
+
+def lowest_early(levels: list[int], fewest: int, ahead: int) -> list[int]:
+    """``levels`` (most agencies first), the lowest from ``fewest`` up moved ``ahead`` places up.
+
+    Examples
+    --------
+    >>> lowest_early([282, 208, 153, 113, 84, 62, 46, 34, 25], fewest=41, ahead=3)
+    [282, 208, 153, 46, 113, 84, 62, 34, 25]
+    """
+    feasible = [i for i, k in enumerate(levels) if k >= fewest]
+    if not feasible:
+        return levels
+    i = feasible[-1]
+    j = max(0, i - ahead)
+    return [*levels[:j], levels[i], *levels[j:i], *levels[i + 1 :]]
+
+
+def _fewest(solver: LevelSolver) -> int:
+    """The fewest feasible agencies; one more than the sites when no level is feasible."""
+    try:
+        return solver.smallest_level()
+    except InfeasibleError:
+        return solver.st.n_sites + 1
+
+
+class _PassStarts:
+    """The downward pass's grouping at each level, the pass run only as far as asked."""
+
+    def __init__(self, solver: LevelSolver, levels: list[int]) -> None:
+        self.steps = downward_steps(solver, min(levels), set(levels))
+        self.found: dict[int, Assignment] = {}
+        self.at: float = math.inf  # the last level the pass reached
+
+    def __call__(self, level: int) -> Assignment | None:
+        """The pass's grouping at ``level``, or None when the pass stops above it."""
+        while self.at > level:
+            step = next(self.steps, None)
+            if step is None:
+                self.at = -math.inf
                 break
-    yield from ((k, None) for k in pending)
+            self.at = step[0]
+            self.found[step[0]] = step[1]
+        return self.found.pop(level, None)
 
 
 def downward_pass(solver: LevelSolver, lowest: int, wanted: set[int]) -> dict[int, Assignment]:

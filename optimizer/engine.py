@@ -309,6 +309,7 @@ class LevelSolver:
         best, bound = self._lp_phase(level, start, limit, began, stats)
         stats["lp"] = clock() - lp_began
         if best is not None and _gap(best.cost, bound) > self.options.gap:
+            stats["cuts"] += self.seed(best)  # the LP rounds dropped them if slack
             best = self.rens(best, bound, _deadline(limit, began) - clock(), stats)
         if best is not None and _gap(best.cost, bound) > self.options.gap:
             best = self.polish(best, _deadline(limit, began), _proving(bound, self.options.gap))
@@ -373,6 +374,15 @@ class LevelSolver:
         began: float,
         stats: dict[str, Any],
     ) -> tuple[Assignment | None, float]:
+        """Cutting planes on the master LP at ``level``; the best grouping seen and the LP bound.
+
+        Each round solves the LP, drops the cuts it leaves slack (the LP's
+        optimum stays optimal without them, so its bound stands) and adds the
+        cuts violated at its point, until none is. HiGHS's time per LP grows
+        with the rows, and every MIP after this phase solves its root LP
+        cold: at level 46 from scratch, the rounds took 55 s and left 20,000
+        rows; dropping, 28 s and 8,800 rows, to the same bound.
+        """
         st, solver = self.st, self.master
         solver.purge(self.cut_row0, PURGE_AGE)
         solver.set_row_bounds(self.level_row, *level_bounds(level, st.n_sites))
@@ -394,6 +404,7 @@ class LevelSolver:
                 self._add_tangent(level, out.objective)
                 self.last_lp = (out.objective, out.values, solver.reduced_costs())
             values = out.values
+            solver.drop_slack(self.cut_row0)
             rows, count = separate(st, self.lists, values)
             stats["iterations"] += 1
             stats["cuts"] += count

@@ -132,14 +132,28 @@ def completed(
     if options.kind == "serial" or count == 0:
         yield ((i, fn(shared, task)) for i, task in enumerate(tasks))
     elif options.kind == "processes":
-        with _processes(fn, shared, tasks, _workers(options, count)) as results:
+        with _processes(fn, shared, tasks, worker_count(options, count)) as results:
             yield results
     else:
         with _dask(fn, shared, tasks, options, count) as results:
             yield results
 
 
-def _workers(options: ExecutorOptions, n_tasks: int | None) -> int:
+def worker_count(options: ExecutorOptions, n_tasks: int | None = None) -> int:
+    """How many workers run ``n_tasks`` tasks: one in series, else ``workers`` or one per CPU.
+
+    Never more than there are tasks. For a running Dask scheduler without
+    ``workers``, this machine's CPU count stands in for the cluster's.
+
+    Examples
+    --------
+    >>> worker_count(ExecutorOptions("processes", workers=4), n_tasks=3)
+    3
+    >>> worker_count(ExecutorOptions("serial"))
+    1
+    """
+    if options.kind == "serial":
+        return 1
     wanted = options.workers or os.cpu_count() or 1
     return max(1, wanted if n_tasks is None else min(wanted, n_tasks))
 
@@ -222,7 +236,7 @@ def _dask(
     with ExitStack() as stack:
         target: Any = options.scheduler
         if target is None:
-            target = stack.enter_context(local_cluster(_workers(options, size)))
+            target = stack.enter_context(local_cluster(worker_count(options, size)))
         client = stack.enter_context(_connect(Client, target))
         futures: list[Any] = []
         try:

@@ -136,12 +136,31 @@ class HighsBackend:
         Rows after a deleted one move up. Returns how many were deleted.
         """
         idle = np.flatnonzero(self.idle >= age)
-        idle = idle[idle >= first].astype(np.int32)
-        if len(idle):
-            self.h.deleteRows(len(idle), idle)
-            self.idle = np.delete(self.idle, idle)
-            self._drop_basis_rows(idle)
-        return len(idle)
+        return self._delete_rows(idle[idle >= first])
+
+    def drop_slack(self, first: int) -> int:
+        """Delete the rows from ``first`` on that are slack (basic) in the last LP's basis.
+
+        The LP's optimum stays optimal without them, so its bound stands;
+        a MIP started next solves its root LP cold, in time that grows with
+        the rows (on uk-councils at level 46, 17,800 rows: 17 s; the 6,500
+        the optimum needs: 1.5 s). Returns how many were deleted.
+        """
+        basis = self.h.getBasis()
+        if self.mip or not basis.valid:
+            return 0
+        basic = np.array(basis.row_status) == highspy.HighsBasisStatus.kBasic
+        rows = np.flatnonzero(basic)
+        return self._delete_rows(rows[rows >= first])
+
+    def _delete_rows(self, rows: np.ndarray) -> int:
+        """Delete rows (only basic ones keep the LP basis); rows after them move up."""
+        rows = rows.astype(np.int32)
+        if len(rows):
+            self.h.deleteRows(len(rows), rows)
+            self.idle = np.delete(self.idle, rows)
+            self._drop_basis_rows(rows)
+        return len(rows)
 
     def _drop_basis_rows(self, rows: np.ndarray) -> None:
         """Delete rows from the kept LP basis; forget it if one was nonbasic (it would not fit)."""
@@ -347,6 +366,10 @@ class PulpBackend:
 
     def purge(self, first: int, age: int) -> int:
         """Keep every row: pulp rebuilds the model at each solve and reads no duals."""
+        return 0
+
+    def drop_slack(self, first: int) -> int:
+        """Keep every row: pulp reads no basis."""
         return 0
 
     def problem(self) -> tuple[pulp.LpProblem, list[pulp.LpVariable]]:

@@ -76,6 +76,26 @@ def test_level_tasks_come_as_the_downward_pass_reaches_them(
     assert list(curve.level_tasks(solver, [])) == []
 
 
+def test_level_tasks_hand_out_the_lowest_level_ahead_of_the_last_ones() -> None:
+    solver = LevelSolver(orlib.read_pmed(PMED1)[0])
+    levels = [150, 100, 60, 30, 10, 3, 1]
+    tasks = list(curve.level_tasks(solver, levels, ahead=2))
+    assert [k for k, _ in tasks] == [150, 100, 60, 30, 1, 10, 3]  # every level is feasible
+    starts = dict(tasks)
+    assert starts[150] is None  # above the 100 sites: the pass never reaches it
+    expected = downward_pass(solver, 1, set(levels))
+    for k in (100, 60, 30, 10, 3, 1):
+        assert starts[k] is not None and starts[k].cost == pytest.approx(expected[k].cost)
+    plain = [k for k, _ in curve.level_tasks(solver, levels)]
+    assert plain == levels
+
+
+def test_lowest_early_moves_the_lowest_feasible_level_only() -> None:
+    assert curve.lowest_early([9, 8, 7, 6, 5], fewest=7, ahead=1) == [9, 7, 8, 6, 5]
+    assert curve.lowest_early([9, 8, 7], fewest=7, ahead=5) == [7, 9, 8]
+    assert curve.lowest_early([9, 8, 7], fewest=10, ahead=2) == [9, 8, 7]
+
+
 def test_parse_levels_lists_and_ranges() -> None:
     assert parse_levels("380,200,100..98,50", 382) == [380, 200, 100, 99, 98, 50]
     assert parse_levels("all", 10) == [10, 9, 8, 7, 6, 5, 4]
