@@ -240,6 +240,32 @@ def test_purge_drops_only_cuts_no_optimal_lp_priced() -> None:
     assert solver.solve(None).objective == pytest.approx(-2.0)  # the binding cut stayed
 
 
+def test_drop_slack_keeps_the_lp_optimum_and_its_basis() -> None:
+    """The same model: the slack cut x + y <= 5 goes; the binding x <= 0.5 and the model row stay."""
+    model = MatrixModel(
+        np.array([-1.0, -2.0]),
+        np.zeros(2),
+        np.ones(2),
+        np.zeros(2, dtype=bool),
+        sp.csr_matrix(np.array([[1.0, 1.0]])),
+        np.array([-np.inf]),
+        np.array([1.5]),
+    )
+    solver = HighsBackend(model, SolverOptions())
+    cuts = Rows()
+    cuts.add(np.array([0, 1]), np.array([1.0, 1.0]), -np.inf, 5.0)
+    cuts.add(np.array([1]), np.array([1.0]), -np.inf, 0.5)
+    solver.add_rows(cuts)
+    assert solver.drop_slack(1) == 0  # no LP solved yet: no basis to read
+    assert solver.solve(None).objective == pytest.approx(-2.0)
+    assert solver.drop_slack(1) == 1  # from row 1 on: the model row stays whatever it is
+    assert solver.h.getNumRow() == 2
+    assert solver.h.getLp().row_upper_[1] == pytest.approx(0.5)
+    again = solver.solve(None)
+    assert again.objective == pytest.approx(-2.0)
+    assert solver.h.getInfo().simplex_iteration_count == 0  # warm: the basis survived
+
+
 def test_an_lp_after_a_mip_starts_from_the_last_lp_basis() -> None:
     """A MIP leaves no basis; the LP after it must not start cold (cuts added meanwhile)."""
     rng = np.random.default_rng(5)
