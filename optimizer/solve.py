@@ -138,8 +138,10 @@ class HighsBackend:
         idle = np.flatnonzero(self.idle >= age)
         return self._delete_rows(idle[idle >= first])
 
-    def drop_slack(self, first: int) -> int:
+    def drop_slack(self, first: int, beyond: int = 0) -> int:
         """Delete the rows from ``first`` on that are slack (basic) in the last LP's basis.
+
+        Only when there are more than ``beyond`` rows from ``first`` on.
 
         The LP's optimum stays optimal without them, so its bound stands;
         a MIP started next solves its root LP cold, in time that grows with
@@ -147,11 +149,12 @@ class HighsBackend:
         the optimum needs: 1.5 s). Returns how many were deleted.
         """
         basis = self.h.getBasis()
-        if self.mip or not basis.valid:
+        if self.mip or not basis.valid or self.h.getNumRow() - first <= beyond:
             return 0
         basic = np.array(basis.row_status) == highspy.HighsBasisStatus.kBasic
-        rows = np.flatnonzero(basic)
-        return self._delete_rows(rows[rows >= first])
+        basic[:first] = False
+        rows = np.flatnonzero(basic).astype(np.int32)
+        return self._delete_rows(rows)
 
     def _delete_rows(self, rows: np.ndarray) -> int:
         """Delete rows (only basic ones keep the LP basis); rows after them move up."""
@@ -368,7 +371,7 @@ class PulpBackend:
         """Keep every row: pulp rebuilds the model at each solve and reads no duals."""
         return 0
 
-    def drop_slack(self, first: int) -> int:
+    def drop_slack(self, first: int, beyond: int = 0) -> int:
         """Keep every row: pulp reads no basis."""
         return 0
 

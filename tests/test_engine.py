@@ -241,7 +241,7 @@ def test_purge_drops_only_cuts_no_optimal_lp_priced() -> None:
 
 
 def test_drop_slack_keeps_the_lp_optimum_and_its_basis() -> None:
-    """The same model: the slack cut x + y <= 5 goes; the binding x <= 0.5 and the model row stay."""
+    """As above: the slack cut x + y <= 5 goes; the binding x <= 0.5 and the model row stay."""
     model = MatrixModel(
         np.array([-1.0, -2.0]),
         np.zeros(2),
@@ -258,6 +258,7 @@ def test_drop_slack_keeps_the_lp_optimum_and_its_basis() -> None:
     solver.add_rows(cuts)
     assert solver.drop_slack(1) == 0  # no LP solved yet: no basis to read
     assert solver.solve(None).objective == pytest.approx(-2.0)
+    assert solver.drop_slack(1, beyond=2) == 0  # only two rows from row 1 on
     assert solver.drop_slack(1) == 1  # from row 1 on: the model row stays whatever it is
     assert solver.h.getNumRow() == 2
     assert solver.h.getLp().row_upper_[1] == pytest.approx(0.5)
