@@ -215,8 +215,10 @@ def test_a_re_solve_gets_its_own_time_limit() -> None:
         solver.add_rows(cut)
 
 
-def test_purge_drops_only_cuts_no_optimal_lp_priced() -> None:
-    """min -x - y, x + y <= 1 (model row); cuts x <= 0.5 (binding) and x + y <= 5 (idle)."""
+def _two_column_master(
+    first_cut: tuple[list[int], float], second_cut: tuple[list[int], float]
+) -> HighsBackend:
+    """min -x - 2y over [0, 1]^2, x + y <= 1.5 (model row), then two cuts (columns, upper)."""
     model = MatrixModel(
         np.array([-1.0, -2.0]),
         np.zeros(2),
@@ -228,9 +230,15 @@ def test_purge_drops_only_cuts_no_optimal_lp_priced() -> None:
     )
     solver = HighsBackend(model, SolverOptions())
     cuts = Rows()
-    cuts.add(np.array([1]), np.array([1.0]), -np.inf, 0.5)
-    cuts.add(np.array([0, 1]), np.array([1.0, 1.0]), -np.inf, 5.0)
+    for cols, upper in (first_cut, second_cut):
+        cuts.add(np.array(cols), np.ones(len(cols)), -np.inf, upper)
     solver.add_rows(cuts)
+    return solver
+
+
+def test_purge_drops_only_cuts_no_optimal_lp_priced() -> None:
+    """Cuts y <= 0.5 (binding) and x + y <= 5 (idle)."""
+    solver = _two_column_master(([1], 0.5), ([0, 1], 5.0))
     for _ in range(3):
         assert solver.solve(None).objective == pytest.approx(-2.0)
     assert solver.purge(1, 4) == 0  # idle for only three solves
@@ -241,21 +249,8 @@ def test_purge_drops_only_cuts_no_optimal_lp_priced() -> None:
 
 
 def test_drop_slack_keeps_the_lp_optimum_and_its_basis() -> None:
-    """As above: the slack cut x + y <= 5 goes; the binding x <= 0.5 and the model row stay."""
-    model = MatrixModel(
-        np.array([-1.0, -2.0]),
-        np.zeros(2),
-        np.ones(2),
-        np.zeros(2, dtype=bool),
-        sp.csr_matrix(np.array([[1.0, 1.0]])),
-        np.array([-np.inf]),
-        np.array([1.5]),
-    )
-    solver = HighsBackend(model, SolverOptions())
-    cuts = Rows()
-    cuts.add(np.array([0, 1]), np.array([1.0, 1.0]), -np.inf, 5.0)
-    cuts.add(np.array([1]), np.array([1.0]), -np.inf, 0.5)
-    solver.add_rows(cuts)
+    """Cuts x + y <= 5 (slack: it goes) and y <= 0.5 (binding: it stays, as does the model row)."""
+    solver = _two_column_master(([0, 1], 5.0), ([1], 0.5))
     assert solver.drop_slack(1) == 0  # no LP solved yet: no basis to read
     assert solver.solve(None).objective == pytest.approx(-2.0)
     assert solver.drop_slack(1, beyond=2) == 0  # only two rows from row 1 on
