@@ -59,6 +59,7 @@ PURGE_AGE = 8  # a cut no optimal LP priced in this many solves in a row leaves 
 DROP_FROM = 5000
 ROUND_TIME = 1.0  # s at least for the covering MIP that rounds the LP, even past the limit
 POLISH_SHARE = 0.7  # of the time left after the LP phase, for RENS or swaps before the MIP
+NEIGHBOURHOOD_TIME = 5.0  # s at least for RENS, and again for swaps (within POLISH_SHARE)
 COVER_TIME_LIMIT = 60.0  # s; on a time-out the cover's bound still proves the levels below
 CHECK_TOLERANCE = 1e-6
 MIP_ROOT_FACTOR = 4.0  # the master MIP starts with this many LP phases' time left, at least
@@ -790,12 +791,17 @@ def _check_must_open(instance: Instance, st: Structure, level: int | None) -> No
 
 
 def _deadline(limit: float | None, began: float) -> float:
-    """When RENS or swaps stop: after as long as the level took so far (1 s at least).
+    """When RENS or swaps stop: after as long as the level took so far.
 
-    Capped at ``POLISH_SHARE`` of the time left, which keeps time for the MIP.
+    At least ``NEIGHBOURHOOD_TIME``: once the LP rounds took 1 s, RENS had
+    1 s, stopped its small MIP early, and the global MIP spent the rest of
+    the level without proving it (a serial chain 131, 129, ..., 115 of
+    uk-councils: levels 119 and 117 stopped at 30 s, 1.3e-4; with 5 s,
+    3.3 s and 4.4 s, proven). Capped at ``POLISH_SHARE`` of the time left,
+    which keeps time for the MIP.
     """
     spent = clock() - began
-    budget = max(1.0, spent)
+    budget = max(NEIGHBOURHOOD_TIME, spent)
     if limit is not None:
         budget = min(budget, max(0.0, limit - spent) * POLISH_SHARE)
     return clock() + budget

@@ -12,7 +12,14 @@ import pytest
 import scipy.sparse as sp
 
 import optimizer
-from optimizer.engine import LevelSolver, _room_for_mip, _start_vector, solve_level
+from optimizer.engine import (
+    NEIGHBOURHOOD_TIME,
+    LevelSolver,
+    _deadline,
+    _room_for_mip,
+    _start_vector,
+    solve_level,
+)
 from optimizer.errors import DataValidationError, InfeasibleError
 from optimizer.evaluate import evaluate
 from optimizer.formulation import MatrixModel, Rows, separate
@@ -343,3 +350,11 @@ def test_the_master_mip_starts_only_with_time_for_its_root() -> None:
     assert _room_for_mip(None, now - 100.0, 10.0)
     assert _room_for_mip(30.0, now, 5.0)
     assert not _room_for_mip(30.0, now - 20.0, 5.0)  # 10 s left, the LP phase took 5
+
+
+def test_rens_and_swaps_get_a_floor_of_time_within_their_share_of_what_is_left() -> None:
+    now = time.perf_counter()
+    assert _deadline(None, now) - now >= NEIGHBOURHOOD_TIME  # a fast level still gets the floor
+    assert _deadline(None, now - 20.0) - now >= 20.0  # as long as the level took so far
+    assert _deadline(30.0, now) - now >= NEIGHBOURHOOD_TIME
+    assert _deadline(30.0, now - 28.0) - now <= 0.7 * 2.0 + 0.1  # 2 s left: their share of it
