@@ -153,8 +153,7 @@ class HighsBackend:
             return 0
         basic = np.array(basis.row_status) == highspy.HighsBasisStatus.kBasic
         basic[:first] = False
-        rows = np.flatnonzero(basic).astype(np.int32)
-        return self._delete_rows(rows)
+        return self._delete_rows(np.flatnonzero(basic))
 
     def _delete_rows(self, rows: np.ndarray) -> int:
         """Delete rows (only basic ones keep the LP basis); rows after them move up."""
