@@ -48,7 +48,9 @@ class Outcome:
     """One solver call: status, values, objective and proven bound.
 
     ``status`` is ``optimal``, ``infeasible``, ``time_limit`` (stopped early;
-    ``values`` may hold the best point found) or ``error`` (numerical failure
+    ``values`` may hold the best point found), ``target`` (a MIP stopped at
+    a point whose objective reached the ``target`` it was given) or
+    ``error`` (numerical failure
     even after a retry: no point and no bound, so a cutting-plane loop stops
     and keeps what it has proven). ``others`` are the other integer points a
     MIP found on its way to ``values`` (HiGHS's improving solutions, the
@@ -207,12 +209,25 @@ class HighsBackend:
         self.h.changeColsIntegrality(len(idx), idx, np.array([kind] * len(idx)))
         self.relaxed = relaxed
 
-    def solve(self, time_limit: float | None, start: np.ndarray | None = None) -> Outcome:
-        """Solve; ``start`` is a full column vector to warm-start from."""
+    def solve(
+        self,
+        time_limit: float | None,
+        start: np.ndarray | None = None,
+        target: float = -math.inf,
+        gap: float | None = None,
+    ) -> Outcome:
+        """Solve; ``start`` is a full column vector to warm-start from.
+
+        A MIP stops once it holds a point of objective at most ``target``
+        (status ``target``), or once its gap is within ``gap`` (default: the
+        options' gap).
+        """
         if self.ran:
             self._refresh()
         self.ran = True
         self.h.setOptionValue("time_limit", float(time_limit) if time_limit else math.inf)
+        self.h.setOptionValue("objective_target", float(target) if self.mip else -math.inf)
+        self.h.setOptionValue("mip_rel_gap", self.settings["mip_rel_gap"] if gap is None else gap)
         if start is not None:
             solution = highspy.HighsSolution()
             solution.col_value = list(start)
@@ -320,7 +335,17 @@ class HighsBackend:
         others = self._improving()[:-1] if mip and has and self.keep_points else ()
         if status == kinds.kOptimal:
             return Outcome("optimal", values, objective, bound if mip else objective, others)
-        stopped = (kinds.kTimeLimit, kinds.kInterrupt, kinds.kSolutionLimit, kinds.kIterationLimit)
+        if status == kinds.kObjectiveTarget and values is not None:
+            return Outcome("target", values, objective, bound, others)
+        # HiGHS once stopped at its target without a point flagged feasible
+        # (uk-councils, a serial curve at level 51): no point, as on a time-out
+        stopped = (
+            kinds.kTimeLimit,
+            kinds.kInterrupt,
+            kinds.kSolutionLimit,
+            kinds.kIterationLimit,
+            kinds.kObjectiveTarget,
+        )
         if status in stopped or status == kinds.kUnknown:
             return Outcome("time_limit", values, objective, bound if mip else -math.inf, others)
         if status in (kinds.kSolveError, kinds.kNotset):  # failed twice: no point, no proof
@@ -378,8 +403,19 @@ class PulpBackend:
         """Build the pulp problem from the arrays, in bulk."""
         return to_pulp(self.model, self.extra, relaxed=self.relaxed)
 
-    def solve(self, time_limit: float | None, start: np.ndarray | None = None) -> Outcome:
-        """Solve with CBC through pulp, reading CBC's own status and bound from its log."""
+    def solve(
+        self,
+        time_limit: float | None,
+        start: np.ndarray | None = None,
+        target: float = -math.inf,
+        gap: float | None = None,
+    ) -> Outcome:
+        """Solve with CBC through pulp, reading CBC's own status and bound from its log.
+
+        ``gap`` as in :meth:`HighsBackend.solve`; ``target`` is not passed
+        (pulp's CBC command has no objective target), so CBC runs to its gap.
+        """
+        gap = self.options.gap if gap is None else gap
         prob, cols = self.problem()
         if start is not None:
             start = np.clip(start, self.model.lower, self.model.upper)
@@ -390,7 +426,7 @@ class PulpBackend:
             solver = pulp.PULP_CBC_CMD(
                 msg=False,
                 timeLimit=time_limit,
-                gapRel=self.options.gap,
+                gapRel=gap,
                 threads=self.options.threads,
                 warmStart=start is not None,
                 logPath=str(log),
@@ -398,7 +434,7 @@ class PulpBackend:
             prob.solve(solver)
             text = log.read_text(errors="replace") if log.exists() else ""
         mip = not self.relaxed and bool(self.model.integer.any())
-        return _cbc_outcome(prob, cols, text, mip=mip, gap=self.options.gap)
+        return _cbc_outcome(prob, cols, text, mip=mip, gap=gap)
 
 
 def to_pulp(

@@ -121,9 +121,46 @@ def test_rens_finds_the_grouping_an_integral_lp_points_to(synthetic: optimizer.I
     assert np.all((y < 1e-9) | (y > 1 - 1e-9))  # the LP alone decides every site here
     poor = solver.cover(10)
     assert poor is not None and poor.cost > optimum * (1 + 1e-6)
-    found = solver.rens(poor, -math.inf, None, {"iterations": 0, "cuts": 0})
+    found, searched = solver.rens(poor, -math.inf, None, {"iterations": 0, "cuts": 0})
     assert found.cost == pytest.approx(optimum, rel=1e-9)
+    assert searched  # its MIP proved the neighbourhood's best: RENS again would find no more
     assert set(found.open_sites) == set(np.flatnonzero(y > 0.5))
+
+
+def test_an_integral_lp_is_rounded_without_the_covering_mip(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    optimum = solver.solve(10)
+    assert solver.last_lp is not None
+    point = solver.last_lp[1]
+    y = point[: solver.st.n_sites]
+    covers: list[int] = []
+    real = solver.cover
+    monkeypatch.setattr(solver, "cover", lambda *a, **k: covers.append(1) or real(*a, **k))
+    rounded = solver.round_lp(point, 10)
+    assert rounded is not None and not covers
+    assert set(rounded.open_sites) == set(np.flatnonzero(y > 0.5))
+    assert rounded.cost == pytest.approx(optimum.objective, rel=1e-9)
+    fractional = point.copy()
+    fractional[np.flatnonzero(y > 0.5)[0]] = 0.5  # no longer integral: the MIP rounds it
+    assert solver.round_lp(fractional, 10) is not None and covers == [1]
+
+
+def test_only_a_level_without_a_start_rounds_the_lp(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    calls: list[int] = []
+    real = solver.round_lp
+    monkeypatch.setattr(solver, "round_lp", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = solver.solve(9)
+    assert calls == [1]
+    start = solver.cover(8)
+    assert start is not None
+    second = solver.solve(8, start)
+    assert calls == [1] and second.status == "optimal"
+    assert first.status == "optimal"
 
 
 def test_whole_body_rule_uses_one_agency_per_body(synthetic: optimizer.Instance) -> None:
@@ -325,6 +362,39 @@ def test_a_mip_reports_the_points_it_passed_on_its_way() -> None:
     assert HighsBackend(model, SolverOptions(gap=0.0)).solve(None, np.zeros(n)).others == ()
 
 
+def test_a_mip_stops_at_its_objective_target_and_its_own_gap() -> None:
+    """The knapsack above with a constant: the target is on the objective with the constant."""
+    rng = np.random.default_rng(7)
+    n = 30
+    weight = rng.integers(5, 20, n).astype(float)
+    value = weight + rng.integers(0, 10, n)
+    model = MatrixModel(
+        -value,
+        np.zeros(n),
+        np.ones(n),
+        np.ones(n, dtype=bool),
+        sp.csr_matrix(weight[None, :]),
+        np.array([-np.inf]),
+        np.array([weight.sum() / 3]),
+        offset=1000.0,
+    )
+    solver = HighsBackend(model, SolverOptions(gap=0.0))
+    best = solver.solve(None, np.zeros(n))
+    assert best.status == "optimal" and best.objective < 1000.0
+    out = solver.solve(None, np.zeros(n), 1000.5)  # the empty pack, the start, costs 1000
+    assert out.status == "target" and out.values is not None and not out.values.any()
+    assert out.objective == 1000.0 and out.bound <= best.objective
+    again = solver.solve(None, np.zeros(n), 999.5)  # the start is above it, counting the constant
+    assert again.status == "optimal" and again.objective == best.objective
+    loose = solver.solve(None, np.zeros(n), gap=0.5)
+    assert loose.status == "optimal" and loose.bound <= best.objective + 1e-9
+    assert solver.h.getOptionValue("mip_rel_gap")[1] == 0.5
+    solver.solve(None, np.zeros(n))
+    assert solver.h.getOptionValue("mip_rel_gap")[1] == 0.0  # the options' gap again
+    solver.relax(True)
+    assert solver.solve(None, target=1000.5).status == "optimal"  # an LP has no target
+
+
 def test_the_master_mip_cuts_at_every_point_it_is_given(synthetic: optimizer.Instance) -> None:
     solver = LevelSolver(synthetic, EXACT)
     solver.solve(10)
@@ -350,6 +420,8 @@ def test_the_master_mip_starts_only_with_time_for_its_root() -> None:
     assert _room_for_mip(None, now - 100.0, 10.0)
     assert _room_for_mip(30.0, now, 5.0)
     assert not _room_for_mip(30.0, now - 20.0, 5.0)  # 10 s left, the LP phase took 5
+    assert _room_for_mip(30.0, now, 1.0, overran=20.0)
+    assert not _room_for_mip(30.0, now, 1.0, overran=40.0)  # a MIP once took 40 s
 
 
 def test_rens_and_swaps_get_a_floor_of_time_within_their_share_of_what_is_left() -> None:
