@@ -336,8 +336,8 @@ def test_an_lp_after_a_mip_starts_from_the_last_lp_basis() -> None:
     assert solver.h.getInfo().simplex_iteration_count < cold / 10
 
 
-def test_a_mip_reports_the_points_it_passed_on_its_way() -> None:
-    """A knapsack started from the empty pack: the start and each better pack on the way."""
+def _knapsack(offset: float = 0.0) -> tuple[MatrixModel, np.ndarray, np.ndarray]:
+    """A 30-item knapsack as a minimisation (minus the value packed, plus ``offset``)."""
     rng = np.random.default_rng(7)
     n = 30
     weight = rng.integers(5, 20, n).astype(float)
@@ -350,7 +350,15 @@ def test_a_mip_reports_the_points_it_passed_on_its_way() -> None:
         sp.csr_matrix(weight[None, :]),
         np.array([-np.inf]),
         np.array([weight.sum() / 3]),
+        offset=offset,
     )
+    return model, weight, value
+
+
+def test_a_mip_reports_the_points_it_passed_on_its_way() -> None:
+    """A knapsack started from the empty pack: the start and each better pack on the way."""
+    model, weight, value = _knapsack()
+    n = len(weight)
     out = HighsBackend(model, SolverOptions(gap=0.0), keep_points=True).solve(None, np.zeros(n))
     assert out.status == "optimal" and out.values is not None
     assert len(out.others) >= 2
@@ -364,20 +372,8 @@ def test_a_mip_reports_the_points_it_passed_on_its_way() -> None:
 
 def test_a_mip_stops_at_its_objective_target_and_its_own_gap() -> None:
     """The knapsack above with a constant: the target is on the objective with the constant."""
-    rng = np.random.default_rng(7)
-    n = 30
-    weight = rng.integers(5, 20, n).astype(float)
-    value = weight + rng.integers(0, 10, n)
-    model = MatrixModel(
-        -value,
-        np.zeros(n),
-        np.ones(n),
-        np.ones(n, dtype=bool),
-        sp.csr_matrix(weight[None, :]),
-        np.array([-np.inf]),
-        np.array([weight.sum() / 3]),
-        offset=1000.0,
-    )
+    model, weight, _ = _knapsack(offset=1000.0)
+    n = len(weight)
     solver = HighsBackend(model, SolverOptions(gap=0.0))
     best = solver.solve(None, np.zeros(n))
     assert best.status == "optimal" and best.objective < 1000.0
