@@ -12,14 +12,11 @@ covering MIP's); the purge of cuts long idle; LP rounds of cut separation;
 rounding of the LP, for a level given no start (:meth:`LevelSolver.round_lp`);
 the MIP over what the LP leaves undecided (:meth:`LevelSolver.rens`); swaps
 (:func:`optimizer.heuristics.swap_search`); RENS again if its MIP ran out of
-time; fixing by the LP's reduced costs; MIP rounds, cutting at every
-integer point each MIP passes, until the gap is within ``gap`` or time runs
-out (they start only when the time left can take a MIP's root,
-:func:`_room_for_mip`; else RENS runs once more if its MIP ran out of
-time). Every MIP stops as soon as it holds a grouping within ``gap`` of the
-level's bound. Every
-optimal LP at any level leaves a tangent bound valid at every level
-(:meth:`LevelSolver.tangent_bound`).
+time; fixing by the LP's reduced costs; then branch and Benders cut on the
+master LP (:mod:`optimizer.branching`) until the gap is within ``gap`` or
+time runs out. Every MIP stops as soon as it holds a grouping within ``gap``
+of the level's bound. Every optimal LP at any level leaves a tangent bound
+valid at every level (:meth:`LevelSolver.tangent_bound`).
 """
 
 from __future__ import annotations
@@ -35,6 +32,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from optimizer.branching import BranchAndCut
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError, SolverError
 from optimizer.evaluate import Evaluation, evaluate
 from optimizer.formulation import (
@@ -62,13 +60,11 @@ PURGE_AGE = 8  # a cut no optimal LP priced in this many solves in a row leaves 
 # thousand, HiGHS re-solves the LP in milliseconds and dropping only changes the path.
 DROP_FROM = 5000
 ROUND_TIME = 1.0  # s at least for the covering MIP that rounds the LP, even past the limit
-POLISH_SHARE = 0.7  # of the time left after the LP phase, for RENS or swaps before the MIP
+POLISH_SHARE = 0.7  # of the time left after the LP phase, for RENS or swaps before branching
 NEIGHBOURHOOD_TIME = 5.0  # s at least for RENS, and again for swaps (within POLISH_SHARE)
 RENS_GAP_SHARE = 0.5  # of the gap, for RENS's MIP (which stops sooner within the level's gap)
 COVER_TIME_LIMIT = 60.0  # s; on a time-out the cover's bound still proves the levels below
 CHECK_TOLERANCE = 1e-6
-MIP_ROOT_FACTOR = 4.0  # the master MIP starts with this many LP phases' time left, at least
-OVERRUN = 1.5  # a master MIP that took this many times its limit sets the time the next need
 
 
 @dataclass(frozen=True)
@@ -94,6 +90,8 @@ class SolveResult:
         ``body_id, category, site_id``.
     evaluation : Evaluation
         The evaluator's breakdown of the grouping.
+    iterations, cuts, nodes : int
+        LPs and MIPs solved, Benders cuts added, branch-and-cut nodes searched.
     """
 
     level: int
@@ -108,6 +106,7 @@ class SolveResult:
     evaluation: Evaluation = field(repr=False)
     iterations: int = 0
     cuts: int = 0
+    nodes: int = 0
 
     @property
     def breakdown(self) -> dict[str, float]:
@@ -134,6 +133,7 @@ class SolveResult:
             "formulation": self.formulation,
             "iterations": self.iterations,
             "cuts": self.cuts,
+            "nodes": self.nodes,
             "versions": versions(),
         }
 
@@ -265,7 +265,6 @@ class LevelSolver:
         self.last_lp: tuple[float, np.ndarray, np.ndarray | None] | None = None
         self.fewest: int | None = None
         self.coverage: sp.csr_matrix | None = None
-        self.overran = 0.0  # s: see _room_for_mip
         self.prepared = clock() - began
 
     def solve(
@@ -318,9 +317,7 @@ class LevelSolver:
             "dropped": 0,
             "build": clock() - built,
         }
-        lp_began = clock()
         best, bound = self._lp_phase(level, start, limit, began, stats)
-        stats["lp"] = clock() - lp_began
         searched = True
         if best is not None and _gap(best.cost, bound) > self.options.gap:
             if stats["dropped"]:  # the cuts tight at the incumbent, if the LP rounds dropped them
@@ -329,8 +326,8 @@ class LevelSolver:
         if best is not None and _gap(best.cost, bound) > self.options.gap:
             best = self.polish(best, _deadline(limit, began), _proving(bound, self.options.gap))
         if best is not None and _gap(best.cost, bound) > self.options.gap and not searched:
-            best, searched = self.rens(best, bound, _deadline(limit, began) - clock(), stats)
-        return self._mip_loop(best, bound, limit, began, stats, searched)
+            best, _ = self.rens(best, bound, _deadline(limit, began) - clock(), stats)
+        return self._exact(level, best, bound, limit, began, stats)
 
     def rens(
         self, best: Assignment, bound: float, time_limit: float | None, stats: dict[str, Any]
@@ -618,34 +615,48 @@ class LevelSolver:
         self.master.add_rows(rows)
         return count
 
-    def _mip_loop(
+    def _exact(
         self,
+        level: int | None,
         best: Assignment | None,
         bound: float,
         limit: float | None,
         began: float,
         stats: dict[str, Any],
-        searched: bool = True,
     ) -> tuple[Assignment | None, float, str, dict[str, Any]]:
+        """Branch and Benders cut (:mod:`optimizer.branching`) until the gap or the limit."""
         if best is not None and _gap(best.cost, bound) <= self.options.gap:
             return best, bound, "optimal", stats
-        if best is not None and not _room_for_mip(limit, began, stats["lp"], self.overran):
-            if not searched:  # a smaller MIP
-                best, _ = self.rens(best, bound, _remaining(limit, began), stats)
-            status = "optimal" if _gap(best.cost, bound) <= self.options.gap else "time_limit"
-            return best, bound, status, stats
+        st = self.st
         fixed = self.fix_by_reduced_costs(best.cost) if best is not None else None
-        self.master.relax(False)
-        allowed, started = _remaining(limit, began), clock()
+        self.master.relax(True)
+        search = BranchAndCut(
+            self.master,
+            np.arange(st.n_sites + st.n_copies),
+            lambda values: separate(st, self.lists, values),
+            lambda values, exact: self._grouping(values, exact, level),
+            self.options.gap,
+            self.cut_row0,
+            DROP_FROM,
+        )
         try:
-            found = self._mip_rounds(best, bound, limit, began, stats)
+            found = search.run(best, bound, math.inf if limit is None else began + limit)
         finally:
             if fixed is not None:
                 self.master.set_col_bounds(*fixed)
-        took = clock() - started
-        if allowed is not None and took > OVERRUN * allowed:
-            self.overran = max(self.overran, took)
-        return found
+        stats["nodes"] = found.nodes
+        stats["iterations"] += found.lps
+        stats["cuts"] += found.cuts
+        best, bound = found.best, found.bound
+        ok = best is not None and _gap(best.cost, bound) <= self.options.gap
+        return best, bound, "optimal" if ok else "time_limit", stats
+
+    def _grouping(self, values: np.ndarray, exact: bool, level: int | None) -> Assignment | None:
+        """A master LP point's grouping if ``exact`` (integral, priced), else its rounding."""
+        y, w, _ = _split(self.st, values)
+        if exact:
+            return _from_master(self.st, self.assigner, y, w)
+        return self.assigner.assign(_round(self.st, y, level))
 
     def fix_by_reduced_costs(
         self, upper: float
@@ -725,8 +736,8 @@ class LevelSolver:
         that of the cuts violated there (none: the master valued it
         exactly). Cutting at the points HiGHS found on its way as well,
         where the master's theta was also too low, spares the next MIP
-        finding them again: on pmed38 the loop needs two MIPs of 31 s where
-        it needed three.
+        finding them again (on pmed38, two master MIPs of 31 s where there
+        were three).
         """
         st, count = self.st, 0
         for point in points:
@@ -854,39 +865,17 @@ def _deadline(limit: float | None, began: float) -> float:
     """When RENS or swaps stop: after as long as the level took so far.
 
     At least ``NEIGHBOURHOOD_TIME``: once the LP rounds took 1 s, RENS had
-    1 s, stopped its small MIP early, and the global MIP spent the rest of
-    the level without proving it (a serial chain 131, 129, ..., 115 of
+    1 s, stopped its small MIP early, and the master MIP then spent the rest
+    of the level without proving it (a serial chain 131, 129, ..., 115 of
     uk-councils: levels 119 and 117 stopped at 30 s, 1.3e-4; with 5 s,
     3.3 s and 4.4 s, proven). Capped at ``POLISH_SHARE`` of the time left,
-    which keeps time for the MIP.
+    which keeps time for branch and cut.
     """
     spent = clock() - began
     budget = max(NEIGHBOURHOOD_TIME, spent)
     if limit is not None:
         budget = min(budget, max(0.0, limit - spent) * POLISH_SHARE)
     return clock() + budget
-
-
-def _room_for_mip(
-    limit: float | None, began: float, lp_seconds: float, overran: float = 0.0
-) -> bool:
-    """Whether the time left can take the master MIP's root.
-
-    HiGHS solves the root LP of a MIP cold (presolve drops the basis), then
-    tries rounded points on a line towards the analytic centre (central
-    rounding, propagating each) without looking at its clock: on
-    uk-councils at level 46, a MIP given 14 s spent 8.5 s in its root LP
-    and 15 s more before it stopped; at level 237 a MIP given 14.7 s took
-    76 s, 5.8 s of it to its root LP. So the MIP starts only when the time
-    left is at least ``MIP_ROOT_FACTOR`` times what the LP phase took, and
-    at least ``overran``: the longest a master MIP of this solver took when
-    it ran past its limit by ``OVERRUN`` times or more (in one curve,
-    levels 238, 237 and 235 each overran their 30 s to 80 s and more).
-    Otherwise the time left goes to RENS again, whose MIP is small (at
-    level 46 the second RENS found the grouping that proves the level).
-    """
-    left = _remaining(limit, began)
-    return left is None or left >= max(MIP_ROOT_FACTOR * lp_seconds, overran)
 
 
 def _remaining(limit: float | None, began: float) -> float | None:
@@ -1046,4 +1035,5 @@ def _result(
         evaluation=check,
         iterations=stats["iterations"],
         cuts=stats["cuts"],
+        nodes=stats.get("nodes", 0),
     )

@@ -86,6 +86,7 @@ class HighsBackend:
         self.integer = model.integer
         self.relaxed = False
         self.ran = False
+        self.changed = False  # rows or integrality changed since the last solve
         self.idle = np.zeros(model.matrix.shape[0], dtype=int)
         self.lp_basis: tuple[list[Any], list[Any]] | None = None
         lp = highspy.HighsLp()
@@ -110,6 +111,7 @@ class HighsBackend:
         """Append cuts."""
         if not len(rows):
             return
+        self.changed = True
         self.idle = np.r_[self.idle, np.zeros(len(rows), dtype=int)]
         if self.lp_basis is not None:
             self.lp_basis[1].extend([highspy.HighsBasisStatus.kBasic] * len(rows))
@@ -161,6 +163,7 @@ class HighsBackend:
         """Delete rows (only basic ones keep the LP basis); rows after them move up."""
         rows = rows.astype(np.int32)
         if len(rows):
+            self.changed = True
             self.h.deleteRows(len(rows), rows)
             self.idle = np.delete(self.idle, rows)
             self._drop_basis_rows(rows)
@@ -208,6 +211,7 @@ class HighsBackend:
         kind = highspy.HighsVarType.kContinuous if relaxed else highspy.HighsVarType.kInteger
         self.h.changeColsIntegrality(len(idx), idx, np.array([kind] * len(idx)))
         self.relaxed = relaxed
+        self.changed = True
 
     def solve(
         self,
@@ -222,10 +226,14 @@ class HighsBackend:
         (status ``target``), or once its gap is within ``gap`` (default: the
         options' gap).
         """
-        if self.ran:
+        clock_start = 0.0
+        if self.ran and (self.changed or self.mip):
             self._refresh()
-        self.ran = True
-        self.h.setOptionValue("time_limit", float(time_limit) if time_limit else math.inf)
+        elif self.ran:  # only bounds changed: HiGHS re-solves from its own state
+            clock_start = self.h.getRunTime()
+        self.ran, self.changed = True, False
+        allowed = clock_start + float(time_limit) if time_limit else math.inf
+        self.h.setOptionValue("time_limit", allowed)
         self.h.setOptionValue("objective_target", float(target) if self.mip else -math.inf)
         self.h.setOptionValue("mip_rel_gap", self.settings["mip_rel_gap"] if gap is None else gap)
         if start is not None:
@@ -283,6 +291,8 @@ class HighsBackend:
         uk-councils round) where the same model and basis passed afresh takes
         about 1,200 iterations and under a second. A new object also restarts
         HiGHS's clock: an LP's time limit counts every run of the object so far.
+        Between solves that only change bounds (branch and cut's nodes), the
+        object stays and the limit is offset by its clock instead.
 
         A MIP solve leaves no basis, so an LP after one starts from the last
         LP's basis (kept with its rows, cuts added since as basic slacks):

@@ -16,7 +16,6 @@ from optimizer.engine import (
     NEIGHBOURHOOD_TIME,
     LevelSolver,
     _deadline,
-    _room_for_mip,
     _start_vector,
     solve_level,
 )
@@ -27,6 +26,7 @@ from optimizer.results import read_groupings
 from optimizer.schema import load_model
 from optimizer.solve import HighsBackend, SolverOptions
 from tests.conftest import CliRunner
+from tests.knapsack import knapsack
 from tests.synthetic import write_synthetic
 
 EXACT = SolverOptions(gap=1e-9)
@@ -336,28 +336,9 @@ def test_an_lp_after_a_mip_starts_from_the_last_lp_basis() -> None:
     assert solver.h.getInfo().simplex_iteration_count < cold / 10
 
 
-def _knapsack(offset: float = 0.0) -> tuple[MatrixModel, np.ndarray, np.ndarray]:
-    """A 30-item knapsack as a minimisation (minus the value packed, plus ``offset``)."""
-    rng = np.random.default_rng(7)
-    n = 30
-    weight = rng.integers(5, 20, n).astype(float)
-    value = weight + rng.integers(0, 10, n)
-    model = MatrixModel(
-        -value,
-        np.zeros(n),
-        np.ones(n),
-        np.ones(n, dtype=bool),
-        sp.csr_matrix(weight[None, :]),
-        np.array([-np.inf]),
-        np.array([weight.sum() / 3]),
-        offset=offset,
-    )
-    return model, weight, value
-
-
 def test_a_mip_reports_the_points_it_passed_on_its_way() -> None:
     """A knapsack started from the empty pack: the start and each better pack on the way."""
-    model, weight, value = _knapsack()
+    model, weight, value = knapsack()
     n = len(weight)
     out = HighsBackend(model, SolverOptions(gap=0.0), keep_points=True).solve(None, np.zeros(n))
     assert out.status == "optimal" and out.values is not None
@@ -372,7 +353,7 @@ def test_a_mip_reports_the_points_it_passed_on_its_way() -> None:
 
 def test_a_mip_stops_at_its_objective_target_and_its_own_gap() -> None:
     """The knapsack above with a constant: the target is on the objective with the constant."""
-    model, weight, _ = _knapsack(offset=1000.0)
+    model, weight, _ = knapsack(offset=1000.0)
     n = len(weight)
     solver = HighsBackend(model, SolverOptions(gap=0.0))
     best = solver.solve(None, np.zeros(n))
@@ -389,6 +370,26 @@ def test_a_mip_stops_at_its_objective_target_and_its_own_gap() -> None:
     assert solver.h.getOptionValue("mip_rel_gap")[1] == 0.0  # the options' gap again
     solver.relax(True)
     assert solver.solve(None, target=1000.5).status == "optimal"  # an LP has no target
+
+
+def test_an_lp_after_a_change_of_bounds_only_keeps_its_highs_object() -> None:
+    """Branch and cut's nodes change bounds only: HiGHS re-solves in place, its clock offset."""
+    model, _, _ = knapsack()
+    solver = HighsBackend(model, SolverOptions(gap=0.0))
+    solver.relax(True)
+    solver.solve(5.0)
+    first = solver.h
+    solver.set_col_bounds(np.array([0]), np.array([1.0]), np.array([1.0]))
+    out = solver.solve(5.0)
+    assert solver.h is first and out.status == "optimal" and out.values is not None
+    assert out.values[0] == 1.0
+    assert 5.0 < solver.h.getOptionValue("time_limit")[1] <= 5.0 + solver.h.getRunTime()
+    rows = Rows()
+    rows.add(np.array([1]), np.array([1.0]), 1.0, 1.0)
+    solver.add_rows(rows)
+    out = solver.solve(5.0)
+    assert solver.h is not first and out.values is not None and out.values[1] == 1.0
+    assert solver.h.getOptionValue("time_limit")[1] == 5.0  # a new object, a new clock
 
 
 def test_the_master_mip_cuts_at_every_point_it_is_given(synthetic: optimizer.Instance) -> None:
@@ -409,15 +410,6 @@ def test_the_master_mip_cuts_at_every_point_it_is_given(synthetic: optimizer.Ins
     assert stats["cuts"] == sum(expected) == solver.master.h.getNumRow() - rows
     assert best is not None
     assert best.cost <= min(g.cost for g in groupings if g is not None) * (1 + 1e-12)
-
-
-def test_the_master_mip_starts_only_with_time_for_its_root() -> None:
-    now = time.perf_counter()
-    assert _room_for_mip(None, now - 100.0, 10.0)
-    assert _room_for_mip(30.0, now, 5.0)
-    assert not _room_for_mip(30.0, now - 20.0, 5.0)  # 10 s left, the LP phase took 5
-    assert _room_for_mip(30.0, now, 1.0, overran=20.0)
-    assert not _room_for_mip(30.0, now, 1.0, overran=40.0)  # a MIP once took 40 s
 
 
 def test_rens_and_swaps_get_a_floor_of_time_within_their_share_of_what_is_left() -> None:

@@ -151,6 +151,16 @@ def test_pmed_optimum_highs(name: str) -> None:
     assert instance.distances[:, opened].min(axis=1).sum() == pytest.approx(ours, abs=1e-6)
 
 
+def test_pmed6_is_proven_by_branch_and_cut() -> None:
+    """p = 5 of 200: the LP is fractional, and RENS and swaps leave a gap that branching closes."""
+    instance, p = orlib.read_pmed(ROOT / "pmed" / "pmed6.txt")
+    result = solve(instance, p, PMED_TOLERANCE)
+    check_engine_result(result, instance)
+    assert result.status == "optimal" and result.nodes > 1
+    assert result.summary()["nodes"] == result.nodes
+    assert orlib.orlib_objective(result, instance) == pytest.approx(7824, abs=1e-6)
+
+
 def test_pmed1_optimum_cbc() -> None:
     instance, p = orlib.read_pmed(ROOT / "pmed" / "pmed1.txt")
     result = solve(instance, p, PMED_TOLERANCE, solver="cbc")
