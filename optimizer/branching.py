@@ -12,8 +12,8 @@ cut separates is a grouping the master prices exactly.
 
 Against HiGHS's own MIP on the same master, which sees only the cuts found
 before it starts and so stops at points the cuts misprice and must be run
-again: on OR-Library pmed38 (p = 5) two MIPs of 30 s against 59 nodes in
-17 s. And it keeps to its time limit: HiGHS's root heuristics do not look
+again: on OR-Library pmed38 (p = 5), two MIPs of about 30 s each against
+57 nodes in about 16 s. And it keeps to its time limit: HiGHS's root heuristics do not look
 at the clock (on uk-councils at level 237, a MIP given 14.7 s took 76 s).
 
 Branching is by pseudo-costs (the LP's rise per unit of change seen on
