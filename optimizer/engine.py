@@ -736,8 +736,7 @@ class LevelSolver:
         that of the cuts violated there (none: the master valued it
         exactly). Cutting at the points HiGHS found on its way as well,
         where the master's theta was also too low, spares the next MIP
-        finding them again (on pmed38, two master MIPs of 31 s where there
-        were three).
+        finding them again.
         """
         st, count = self.st, 0
         for point in points:
