@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from optimizer.formulation import TOLERANCE, Rows
+from optimizer.heuristics import better
 from optimizer.solve import clock
 
 NODE_ROUNDS = 100  # cut rounds at most per node
@@ -147,7 +148,7 @@ class BranchAndCut:
         point = values[self.cols]
         free = lo < hi
         integral = not _fractional(point, np.ones(len(point), dtype=bool)).any()
-        found.best = _better(found.best, self.group(values, priced and integral))
+        found.best = better(found.best, self.group(values, priced and integral))
         if integral and priced:  # a grouping the master prices exactly: solved
             return []
         if integral or (found.best is not None and _within(found.best.cost, value, self.gap)):
@@ -222,11 +223,3 @@ def _fractional(point: np.ndarray, free: np.ndarray) -> np.ndarray:
 
 def _within(cost: float, bound: float, gap: float) -> bool:
     return cost - bound <= gap * max(abs(cost), 1e-9)
-
-
-def _better(a: Any, b: Any) -> Any:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return b if b.cost < a.cost - 1e-9 else a

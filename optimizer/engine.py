@@ -49,7 +49,7 @@ from optimizer.formulation import (
     structure,
     unhostable,
 )
-from optimizer.heuristics import Assigner, Assignment, swap_search
+from optimizer.heuristics import Assigner, Assignment, better, swap_search
 from optimizer.instance import Instance
 from optimizer.solve import SolverOptions, backend, clock, to_pulp
 
@@ -373,7 +373,7 @@ class LevelSolver:
         finally:
             self.master.set_col_bounds(cols, lo[cols], hi[cols])
             self.master.relax(True)
-        return _better(best, found) or best, status == "optimal"
+        return better(best, found) or best, status == "optimal"
 
     def polish(self, best: Assignment, deadline: float, target: float = -math.inf) -> Assignment:
         """Improve a grouping by swaps (all, if need be).
@@ -478,7 +478,7 @@ class LevelSolver:
             return None
         mask = plain.mask(st.n_sites)
         guided = self.assigner.assign(mask, lp_sites(st, w, mask, plain.site))
-        return _better(plain, guided)
+        return better(plain, guided)
 
     def everyone_at_home(self, level: int | None) -> Assignment | None:
         """The only grouping when every site must open and every client's body hosts one.
@@ -741,7 +741,7 @@ class LevelSolver:
         st, count = self.st, 0
         for point in points:
             y, w, _ = _split(st, point)
-            best = _better(best, _from_master(st, self.assigner, y, w))
+            best = better(best, _from_master(st, self.assigner, y, w))
             rows, count = separate(st, self.lists, point)
             stats["cuts"] += count
             self.master.add_rows(rows)
@@ -900,14 +900,6 @@ def _proving(bound: float, gap: float) -> float:
     return bound / (1.0 - gap) if gap < 1.0 else math.inf
 
 
-def _better(a: Assignment | None, b: Assignment | None) -> Assignment | None:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return b if b.cost < a.cost - 1e-9 else a
-
-
 def _round(st: Structure, y: np.ndarray, level: int | None) -> np.ndarray:
     """Open the forced sites, then the sites the LP likes most."""
     score = np.where(st.fixed_closed, -1.0, y + 2.0 * st.fixed_open)
@@ -961,7 +953,7 @@ def _from_master(
     if (site < 0).any():
         return assigner.assign(open_mask)
     own = Assignment(site, assigner.cost(site, open_mask), np.flatnonzero(open_mask))
-    return _better(own, assigner.assign(open_mask))
+    return better(own, assigner.assign(open_mask))
 
 
 def _start_vector(

@@ -50,6 +50,15 @@ class Assignment:
         return mask
 
 
+def better(a: Assignment | None, b: Assignment | None) -> Assignment | None:
+    """The cheaper of two groupings, either possibly None; ``a`` on a tie."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return b if b.cost < a.cost - 1e-9 else a
+
+
 class Assigner:
     """Dense (client, site) cost arrays, one block per category.
 
