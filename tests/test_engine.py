@@ -18,6 +18,7 @@ from optimizer.engine import (
     _deadline,
     _start_vector,
     solve_level,
+    unhostable,
 )
 from optimizer.errors import DataValidationError, InfeasibleError
 from optimizer.evaluate import evaluate
@@ -125,6 +126,21 @@ def test_rens_finds_the_grouping_an_integral_lp_points_to(synthetic: optimizer.I
     assert found.cost == pytest.approx(optimum, rel=1e-9)
     assert searched  # its MIP proved the neighbourhood's best: RENS again would find no more
     assert set(found.open_sites) == set(np.flatnonzero(y > 0.5))
+
+
+def test_the_master_starts_priced_at_every_site_open(synthetic: optimizer.Instance) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    master = solver._master()
+    st = solver.st
+    everyone = solver.assigner.assign(~(st.fixed_closed | unhostable(st)))
+    assert everyone is not None
+    point = _start_vector(st, solver.lists, solver.assigner, everyone)
+    cols = np.arange(st.n_sites + st.n_copies)
+    master.set_col_bounds(cols, point[cols], point[cols])
+    master.relax(True)
+    out = master.solve(None)  # sites and bands fixed there: only the seeded cuts price it
+    assert out.status == "optimal"
+    assert out.objective == pytest.approx(everyone.cost, rel=1e-9)
 
 
 def test_an_integral_lp_is_rounded_without_the_covering_mip(
