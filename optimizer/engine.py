@@ -8,7 +8,8 @@ beyond 1e-6 relative is a :class:`SolverError`.
 
 A level of the Benders path runs: the set-cover proof that the level is not
 too few (:meth:`LevelSolver.smallest_level`); a start (the caller's, else a
-covering MIP's); the purge of cuts long idle; LP rounds of cut separation;
+covering MIP's), whose cuts join the master's first ones (those tight with
+every site open); the purge of cuts long idle; LP rounds of cut separation;
 rounding of the LP, for a level given no start (:meth:`LevelSolver.round_lp`);
 the MIP over what the LP leaves undecided (:meth:`LevelSolver.rens`); swaps
 (:func:`optimizer.heuristics.swap_search`); RENS again if its MIP ran out of
