@@ -86,15 +86,14 @@ def summed_up(frame: pd.DataFrame, gap: float) -> str:
     solved = frame[~frame["status"].isin(["infeasible", "no_solution"])]
     above = solved[solved["gap"] > gap]
     counts = ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items())
+    listed = pd.concat([above, solved.nlargest(SLOWEST, "seconds")]).drop_duplicates("level")
     lines = [
         f"Levels: {counts}; solved levels within {gap:g}: {len(solved) - len(above)} of"
         f" {len(solved)}; worst gap {solved['gap'].max():.2e}.",
         f"Seconds per solved level: median {solved['seconds'].median():.2f},"
         f" largest {solved['seconds'].max():.1f}, sum {solved['seconds'].sum():.0f}.",
         "",
-        level_table(pd.concat([above, solved.nlargest(SLOWEST, "seconds")]).drop_duplicates(
-            "level"
-        ).sort_values("level", ascending=False)),
+        level_table(listed.sort_values("level", ascending=False)),
         "",
         f"The table lists the levels above {gap:g} and the {SLOWEST} slowest.",
     ]
