@@ -31,7 +31,13 @@ import pandas as pd
 import pulp
 
 import optimizer
-from optimizer.curve import CurveOptions, consolidation_curve, default_levels, parse_levels
+from optimizer.curve import (
+    EMPTY,
+    CurveOptions,
+    consolidation_curve,
+    default_levels,
+    parse_levels,
+)
 from optimizer.engine import LevelSolver, precheck
 from optimizer.executors import ExecutorOptions
 from optimizer.formulation import build_compact, structure
@@ -83,7 +89,7 @@ def level_table(frame: pd.DataFrame) -> str:
 
 def summed_up(frame: pd.DataFrame, gap: float) -> str:
     """A long curve in a few lines: statuses, seconds, the levels above ``gap``, the slowest."""
-    solved = frame[~frame["status"].isin(["infeasible", "no_solution"])]
+    solved = frame[~frame["status"].isin(EMPTY)]
     above = solved[solved["gap"] > gap]
     counts = ", ".join(f"{n} {s}" for s, n in frame["status"].value_counts().items())
     listed = pd.concat([above, solved.nlargest(SLOWEST, "seconds")]).drop_duplicates("level")

@@ -46,9 +46,9 @@ from optimizer.formulation import (
     build_master,
     cut_lists,
     level_bounds,
+    never_open,
     separate,
     structure,
-    unhostable,
 )
 from optimizer.heuristics import Assigner, Assignment, better, swap_search
 from optimizer.instance import Instance
@@ -312,7 +312,7 @@ class LevelSolver:
             self.level_row = model.level_row
             self.cut_row0 = model.matrix.shape[0]
             self.master = backend(model, self.options, keep_points=True)
-            everyone = self.assigner.assign(~(st.fixed_closed | unhostable(st)))
+            everyone = self.assigner.assign(~never_open(st))
             if everyone is not None:
                 self.seed(everyone)
         return self.master
@@ -399,7 +399,7 @@ class LevelSolver:
     def swap_limits(self) -> tuple[np.ndarray, np.ndarray]:
         """Sites swaps never close (forced open) and never open (closed, or unfit to host)."""
         st = self.st
-        return st.must_open | st.fixed_open, st.fixed_closed | unhostable(st)
+        return st.must_open | st.fixed_open, never_open(st)
 
     def _lp_phase(
         self,
@@ -500,7 +500,7 @@ class LevelSolver:
         with capacities (which that grouping may break).
         """
         st = self.st
-        openable = ~(st.fixed_closed | unhostable(st))
+        openable = ~never_open(st)
         if level is None or level != int(openable.sum()) or (st.client_host < 0).any():
             return None
         if np.isfinite(st.site_capacity).any():
@@ -606,7 +606,7 @@ class LevelSolver:
         return MatrixModel(
             cost,
             st.must_open.astype(float),
-            np.where(st.fixed_closed | unhostable(st), 0.0, 1.0),
+            np.where(never_open(st), 0.0, 1.0),
             np.ones(st.n_sites, dtype=bool),
             matrix,
             lo,
@@ -857,7 +857,7 @@ def precheck(instance: Instance, level: int | None, opened: np.ndarray, closed: 
 
 def _check_must_open(instance: Instance, st: Structure, level: int | None) -> None:
     must = st.must_open
-    clash = must & (st.fixed_closed | unhostable(st))
+    clash = must & never_open(st)
     names = instance.sites.index.to_numpy()
     if clash.any():
         raise InfeasibleError(

@@ -363,7 +363,7 @@ def build_master(st: Structure, lists: CutLists, level: int | None) -> MatrixMod
         rows.add(np.r_[lists.pool0 + g, n_s + members], np.r_[1.0, -np.ones(len(members))], 0, 0)
     upper = np.ones(n)
     upper[theta0:] = np.inf
-    upper[:n_s][st.fixed_closed | unhostable(st)] = 0.0
+    upper[:n_s][never_open(st)] = 0.0
     lower = np.zeros_like(upper)
     lower[:n_s][st.must_open] = 1.0
     cost = np.r_[st.site_fixed, st.copy_fixed, np.ones(n_i), np.zeros(lists.n_pools)]
@@ -409,6 +409,11 @@ def unhostable(st: Structure) -> np.ndarray:
     empty = st.host_ptr[hosted + 1] == st.host_ptr[hosted]
     bad[st.client_host[hosted[empty]]] = True
     return bad
+
+
+def never_open(st: Structure) -> np.ndarray:
+    """Sites that may not open: closed (by ``status`` or ``--keep-closed``), or unfit to host."""
+    return st.fixed_closed | unhostable(st)
 
 
 def _cheapest(st: Structure) -> np.ndarray:
@@ -677,7 +682,7 @@ def build_compact(
     n_u = _whole_body_rows(st, rows, client, copy, x0) if whole_body else 0
     n = x0 + n_x + n_u
     upper = np.ones(n)
-    upper[:n_s][st.fixed_closed | unhostable(st)] = 0.0
+    upper[:n_s][never_open(st)] = 0.0
     lower = np.zeros(n)
     lower[:n_s][st.must_open] = 1.0
     cost_vec = np.r_[st.site_fixed, st.copy_fixed, cost, np.zeros(n_u)]

@@ -18,11 +18,10 @@ from optimizer.engine import (
     _deadline,
     _start_vector,
     solve_level,
-    unhostable,
 )
 from optimizer.errors import DataValidationError, InfeasibleError
 from optimizer.evaluate import evaluate
-from optimizer.formulation import MatrixModel, Rows, separate
+from optimizer.formulation import MatrixModel, Rows, never_open, separate
 from optimizer.results import read_groupings
 from optimizer.schema import load_model
 from optimizer.solve import HighsBackend, SolverOptions
@@ -132,7 +131,7 @@ def test_the_master_starts_priced_at_every_site_open(synthetic: optimizer.Instan
     solver = LevelSolver(synthetic, EXACT)
     master = solver._master()
     st = solver.st
-    everyone = solver.assigner.assign(~(st.fixed_closed | unhostable(st)))
+    everyone = solver.assigner.assign(~never_open(st))
     assert everyone is not None
     point = _start_vector(st, solver.lists, solver.assigner, everyone)
     cols = np.arange(st.n_sites + st.n_copies)

@@ -11,7 +11,7 @@ import pytest
 
 import optimizer
 from optimizer import heuristics, orlib
-from optimizer.formulation import structure, unhostable
+from optimizer.formulation import never_open, structure
 from optimizer.heuristics import Assigner, Assignment, copy_search, swap_search
 from optimizer.instance import Instance
 
@@ -86,7 +86,7 @@ def test_swaps_reach_a_local_optimum_of_the_exact_cost(monkeypatch: pytest.Monke
     instance = optimizer.load("toy")
     assigner = assigner_of(instance)
     st = assigner.st
-    banned = st.fixed_closed | unhostable(st)
+    banned = never_open(st)
     current = start(assigner, [0, 1, 3, 4])
     found = swap_search(assigner, current, st.must_open, banned, widen=True)
     assert found.cost == 473110.0  # the level-4 optimum (test_curve's toy curve)
