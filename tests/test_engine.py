@@ -25,6 +25,7 @@ from optimizer.formulation import MatrixModel, Rows, never_open, separate
 from optimizer.results import read_groupings
 from optimizer.schema import load_model
 from optimizer.solve import HighsBackend, SolverOptions
+from optimizer.synthetic import write_dataset
 from tests.conftest import CliRunner
 from tests.knapsack import knapsack
 from tests.synthetic import write_synthetic
@@ -140,6 +141,38 @@ def test_the_master_starts_priced_at_every_site_open(synthetic: optimizer.Instan
     out = master.solve(None)  # sites and bands fixed there: only the seeded cuts price it
     assert out.status == "optimal"
     assert out.objective == pytest.approx(everyone.cost, rel=1e-9)
+
+
+def test_the_covering_rows_are_each_bodys_smallest_site_sets(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "data", 120, seed=3)  # radii from 70 to 200 km
+    solver = LevelSolver(optimizer.load(data, data / "model.toml"), EXACT)
+    st = solver.st
+    reach = [
+        set(st.copy_site[st.lst_copy[st.ptr[i] : st.ptr[i + 1]]])
+        | set(st.copy_site[st.host_copy[st.host_ptr[i] : st.host_ptr[i + 1]]])
+        for i in range(st.n_clients)
+    ]
+    matrix = solver._coverage()
+    ends = matrix.indptr
+    rows = [set(matrix.indices[ends[r] : ends[r + 1]]) for r in range(matrix.shape[0])]
+    assert all(row in reach for row in rows)
+    assert all(any(row <= sites for row in rows) for sites in reach)  # covering the rows covers all
+    assert len(rows) < len({frozenset(sites) for sites in reach})
+    every = Rows()
+    for sites in reach:
+        every.add(np.array(sorted(sites)), np.ones(len(sites)), 1.0, np.inf)
+    full = every.csr(st.n_sites)
+    model = MatrixModel(
+        np.ones(st.n_sites),
+        st.must_open.astype(float),
+        np.where(never_open(st), 0.0, 1.0),
+        np.ones(st.n_sites, dtype=bool),
+        full,
+        np.ones(full.shape[0]),
+        np.full(full.shape[0], np.inf),
+    )
+    fewest = HighsBackend(model, SolverOptions(gap=0.0)).solve(None).objective
+    assert solver.smallest_level() == round(fewest)
 
 
 def test_an_integral_lp_is_rounded_without_the_covering_mip(
