@@ -10,6 +10,11 @@ runs ``--repeats`` times; the table shows medians.
 
     python benchmarks/scale.py --sizes 500,1000,2000,5000 --level-counts 10,20 --workers 1,2
 
+``--built-sizes`` builds, without solving, what a level needs at larger sizes:
+the instance, its structure, the set cover that proves the fewest agencies
+and the Benders master, each size in a fresh process so that its peak memory
+is its own. It shows why a size is out of reach before any level is tried.
+
 Levels: ``N`` levels spread geometrically (denser low) from the status quo
 down to ``--lowest`` of the bodies (at least 4): below a few per cent of the
 bodies the synthetic model's radii leave no feasible grouping.
@@ -18,6 +23,8 @@ bodies the synthetic model's radii leave no feasible grouping.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import resource
 import statistics
 import tempfile
 import time
@@ -29,6 +36,7 @@ import numpy as np
 
 import optimizer
 from optimizer.curve import EMPTY, CurveOptions, consolidation_curve
+from optimizer.engine import LevelSolver
 from optimizer.executors import ExecutorOptions
 from optimizer.solve import SolverOptions
 from optimizer.synthetic import write_dataset
@@ -65,6 +73,35 @@ def run_one(
     }
 
 
+def measure_build(n_bodies: int, seed: int) -> dict[str, Any]:
+    """Build (not solve) an instance's level machinery in a fresh process; sizes and seconds."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1, maxtasksperchild=1) as pool:
+        return pool.apply(_build, (n_bodies, seed))
+
+
+def _build(n_bodies: int, seed: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"bodies": n_bodies}
+    with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
+        began = time.perf_counter()
+        folder = write_dataset(Path(tmp) / f"synth-{n_bodies}", n_bodies, seed)
+        instance = optimizer.load(folder, folder / "model.toml")
+        row["load"] = time.perf_counter() - began
+    began = time.perf_counter()
+    solver = LevelSolver(instance, SolverOptions())
+    row["structure"] = time.perf_counter() - began
+    st = solver.st
+    row.update(clients=st.n_clients, copies=st.n_copies, pairs=len(st.lst_copy))
+    began = time.perf_counter()
+    row["fewest"] = solver.smallest_level()
+    row["cover"] = time.perf_counter() - began
+    began = time.perf_counter()
+    solver._master()
+    row["master"] = time.perf_counter() - began
+    row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="500,1000,2000,5000")
@@ -75,6 +112,7 @@ def main() -> None:
     parser.add_argument("--lowest", type=float, default=0.04, help="lowest level, share of bodies")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--built-sizes", default="", help="sizes only built, not solved")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     code = common.revision()
@@ -101,7 +139,8 @@ def main() -> None:
                     result["level_range"] = f"{levels[0]}..{levels[-1]}"
                     results[(n, count, w)] = result
                     print(n, count, w, f"{result['seconds']:.1f}s", result["statuses"], flush=True)
-    body = _section(args, code, results, prepared)
+    built = [measure_build(int(n), args.seed) for n in args.built_sizes.split(",") if n]
+    body = _section(args, code, results, prepared, built)
     print(body)
     if not args.no_write:
         common.write_section("scale", body)
@@ -112,6 +151,7 @@ def _section(
     code: str,
     results: dict[tuple[int, int, int], dict[str, Any]],
     prepared: dict[int, tuple[float, float]],
+    built: list[dict[str, Any]],
 ) -> str:
     smallest = min(n for n, _, _ in results)
     rows = []
@@ -150,6 +190,7 @@ def _section(
         f"python benchmarks/scale.py --sizes {args.sizes} --level-counts {args.level_counts}"
         f" --workers {args.workers} --gap {args.gap:g} --time-limit {args.time_limit:g}"
         f" --lowest {args.lowest:g} --seed {args.seed} --repeats {args.repeats}"
+        + (f" --built-sizes {args.built_sizes}" if args.built_sizes else "")
     )
     return (
         "## Scale: synthetic instances\n\n"
@@ -165,6 +206,44 @@ def _section(
         f"Generating and loading each instance (not in `seconds`): {setup}.\n\n"
         f"Target: {TARGET[0]:,} bodies, {TARGET[1]} levels each within {TARGET[2]:g} in under"
         f" {TARGET[3] / 60:.0f} minutes on 2 cores: {_verdict(results)}.\n"
+        + _built_table(built)
+    )
+
+
+def _built_table(built: list[dict[str, Any]]) -> str:
+    """The sizes built but not solved: model size, seconds per stage, peak memory."""
+    if not built:
+        return ""
+    rows = [
+        [
+            f"{r['bodies']:,}",
+            f"{r['clients']:,}",
+            f"{r['copies']:,}",
+            f"{r['pairs'] / 1e6:.1f}m",
+            f"{r['load']:.1f}",
+            f"{r['structure']:.1f}",
+            f"{r['cover']:.1f} ({r['fewest']})",
+            f"{r['master']:.1f}",
+            f"{r['peak_mb']:,.0f}",
+        ]
+        for r in built
+    ]
+    headers = [
+        "bodies",
+        "clients",
+        "band copies",
+        "allowed pairs",
+        "load s",
+        "structure s",
+        "set cover s (fewest)",
+        "master s",
+        "peak MB",
+    ]
+    return (
+        "\nBuilt, not solved (each size in a fresh process; the master holds the cuts of"
+        " every site open; `peak MB` is that process's largest resident size, before any"
+        " LP):\n\n"
+        f"{common.markdown_table(headers, rows)}\n"
     )
 
 
