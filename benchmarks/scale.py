@@ -81,6 +81,7 @@ def measure_build(n_bodies: int, seed: int) -> dict[str, Any]:
 
 
 def _build(n_bodies: int, seed: int) -> dict[str, Any]:
+    """Generate, load and build one size (the worker of :func:`measure_build`)."""
     row: dict[str, Any] = {"bodies": n_bodies}
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
         began = time.perf_counter()
