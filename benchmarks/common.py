@@ -1,8 +1,8 @@
 """Helpers shared by the benchmark scripts.
 
-Machine and package descriptions, the date, markdown tables, and writing one
-script's section of ``BENCHMARKS.md`` (at the repository root) between the
-markers ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``, leaving the other
+Machine and package descriptions, the date, peak memory, markdown tables,
+and writing one script's section of ``BENCHMARKS.md`` (at the repository
+root) between the markers ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``, leaving the other
 sections alone. Import it from a script in this folder as ``import common``.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -95,6 +96,13 @@ def environment(packages: Iterable[str], code: str | None = None) -> str:
         f"Run on {today()}: {m['platform']}, {m['cpu']}, {m['cpus']} CPUs,"
         f" Python {m['python']}.  \nPackages: {pkgs}.  \nCode: commit {code or revision()}."
     )
+
+
+def peak_mb() -> float:
+    """The peak resident memory of this process and of its finished children, MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0  # Linux reports kB
 
 
 def median(values: Iterable[float]) -> float | None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import resource
 import shlex
 import time
 from typing import Any
@@ -106,13 +105,6 @@ def summed_up(frame: pd.DataFrame, gap: float) -> str:
     return "\n".join(lines)
 
 
-def peak_mb() -> float:
-    """The peak resident memory of this process and of its finished children, MB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(own, children) / 1024.0  # Linux reports kB
-
-
 def baseline_section(instance: optimizer.Instance, args: argparse.Namespace) -> str:
     """The classical model against the engine alone, level by level; empty without levels."""
     compare = []
@@ -172,7 +164,7 @@ def main() -> None:
     began = time.perf_counter()
     curve = consolidation_curve(instance, options, executor=executor)
     wall = time.perf_counter() - began
-    peak = peak_mb()  # before the baseline, whose models are far larger
+    peak = common.peak_mb()  # before the baseline, whose models are far larger
     frame = curve.to_frame()
     table = level_table(frame) if len(frame) <= LISTED else summed_up(frame, options.solver.gap)
     baseline = baseline_section(instance, args)

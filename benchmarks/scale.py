@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import resource
 import statistics
 import tempfile
 import time
@@ -99,7 +98,7 @@ def _build(n_bodies: int, seed: int) -> dict[str, Any]:
     began = time.perf_counter()
     solver._master()
     row["master"] = time.perf_counter() - began
-    row["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    row["peak_mb"] = common.peak_mb()
     return row
 
 
