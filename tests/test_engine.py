@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import optimizer
 from optimizer.engine import (
     NEIGHBOURHOOD_TIME,
+    RESCUE_GAP,
     LevelSolver,
     _deadline,
     _start_vector,
@@ -209,6 +210,25 @@ def test_only_a_level_without_a_start_rounds_the_lp(
     second = solver.solve(8, start)
     assert calls == [1] and second.status == "optimal"
     assert first.status == "optimal"
+
+
+def test_a_start_rens_leaves_far_from_the_bound_gives_way_to_the_lps_rounding(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    optimum = LevelSolver(synthetic, EXACT).solve(10).objective
+    solver = LevelSolver(synthetic, EXACT)
+    poor = solver.cover(10)
+    assert poor is not None and poor.cost > optimum * (1 + 2 * RESCUE_GAP)
+    monkeypatch.setattr(solver, "rens", lambda best, *a: (best, True))  # RENS finds nothing
+    monkeypatch.setattr(solver, "polish", lambda best, *a: best)  # nor do swaps
+    handed: list[float] = []
+    real = solver._exact
+    monkeypatch.setattr(
+        solver, "_exact", lambda level, best, *a: handed.append(best.cost) or real(level, best, *a)
+    )
+    result = solver.solve(10, poor)
+    assert handed == [pytest.approx(optimum, rel=1e-9)]  # the rounding, not the poor start
+    assert result.status == "optimal" and result.objective == pytest.approx(optimum, rel=1e-9)
 
 
 def test_whole_body_rule_uses_one_agency_per_body(synthetic: optimizer.Instance) -> None:
