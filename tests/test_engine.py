@@ -17,6 +17,8 @@ from optimizer.engine import (
     RESCUE_GAP,
     LevelSolver,
     _deadline,
+    _round,
+    _split,
     _start_vector,
     solve_level,
 )
@@ -229,6 +231,22 @@ def test_a_start_rens_leaves_far_from_the_bound_gives_way_to_the_lps_rounding(
     result = solver.solve(10, poor)
     assert handed == [pytest.approx(optimum, rel=1e-9)]  # the rounding, not the poor start
     assert result.status == "optimal" and result.objective == pytest.approx(optimum, rel=1e-9)
+
+
+def test_branch_and_cut_rounds_a_node_point_where_its_w_sends_each_client(
+    synthetic: optimizer.Instance,
+) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    optimum = solver.solve(12).objective
+    assert solver.last_lp is not None
+    point = solver.last_lp[1]
+    y, _, _ = _split(solver.st, point)
+    assert ((y > 1e-6) & (y < 1 - 1e-6)).any()  # a fractional point, as at a node
+    greedy = solver.assigner.assign(_round(solver.st, y, 12))
+    assert greedy is not None and greedy.cost > optimum * (1 + 1e-3)
+    rounded = solver._grouping(point, False, 12)
+    assert rounded is not None and rounded.cost <= optimum * (1 + 1e-4)
+    assert set(rounded.open_sites) == set(greedy.open_sites)  # the same sites, better assigned
 
 
 def test_whole_body_rule_uses_one_agency_per_body(synthetic: optimizer.Instance) -> None:
