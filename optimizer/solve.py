@@ -10,7 +10,9 @@ only when the proven gap is within the requested ``gap``.
 from __future__ import annotations
 
 import math
+import os
 import re
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -241,6 +243,7 @@ class HighsBackend:
             solution.col_value = list(start)
             solution.value_valid = True
             self.h.setSolution(solution)
+        _claim_scheduler(int(self.settings.get("threads", 0)))
         self.h.run()
         if self._failed():
             self._retry()
@@ -277,7 +280,7 @@ class HighsBackend:
         self.h.setOptionValue("presolve", "choose")
 
     def _highs(self) -> highspy.Highs:
-        h = highspy.Highs()
+        h = _new_highs()
         for name, value in self.settings.items():
             h.setOptionValue(name, value)
         return h
@@ -533,6 +536,48 @@ def backend(
     if options.solver == "highs":
         return HighsBackend(model, options, keep_points)
     return PulpBackend(model, options)
+
+
+_SCHEDULER: dict[str, int] = {}
+_BANNER: dict[str, bool] = {}
+
+
+def _new_highs() -> highspy.Highs:
+    """A new HiGHS object; the process's first is made with standard output closed.
+
+    From highspy 1.16, the first object of a process prints HiGHS's banner
+    on standard output before any option can turn output off: a curve
+    printed it above its progress bar once for each worker process.
+    """
+    if _BANNER:
+        return highspy.Highs()
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    _BANNER["made"] = True
+    return h
+
+
+def _claim_scheduler(threads: int) -> None:
+    """Size HiGHS's thread scheduler for a run with option ``threads`` (0: HiGHS's own choice).
+
+    HiGHS keeps one scheduler per process, sized by the first run. A later
+    run asking for a different number of threads fails at once, its model
+    status left ``Not Set`` (highspy 1.15: 2 threads, then 1; 1.16 also the
+    default, then 1), and the engine saw a level without a point or a
+    bound. On a change the scheduler is reset, so that the next run sizes
+    it anew. Runs in one process that share their options (a curve, a
+    sweep, a Dask worker's threads) never reset it.
+    """
+    if _SCHEDULER.get("threads", threads) != threads:
+        highspy.Highs.resetGlobalScheduler(True)
+    _SCHEDULER["threads"] = threads
 
 
 def clock() -> float:

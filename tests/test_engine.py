@@ -237,14 +237,14 @@ def test_branch_and_cut_rounds_a_node_point_where_its_w_sends_each_client(
     synthetic: optimizer.Instance,
 ) -> None:
     solver = LevelSolver(synthetic, EXACT)
-    optimum = solver.solve(12).objective
+    optimum = solver.solve(15).objective
     assert solver.last_lp is not None
     point = solver.last_lp[1]
     y, _, _ = _split(solver.st, point)
     assert ((y > 1e-6) & (y < 1 - 1e-6)).any()  # a fractional point, as at a node
-    greedy = solver.assigner.assign(_round(solver.st, y, 12))
+    greedy = solver.assigner.assign(_round(solver.st, y, 15))
     assert greedy is not None and greedy.cost > optimum * (1 + 1e-3)
-    rounded = solver._grouping(point, False, 12)
+    rounded = solver._grouping(point, False, 15)
     assert rounded is not None and rounded.cost <= optimum * (1 + 1e-4)
     assert set(rounded.open_sites) == set(greedy.open_sites)  # the same sites, better assigned
 
@@ -274,7 +274,7 @@ def test_solve_cli_writes_groupings_and_summary(cli: CliRunner, tmp_path: Path) 
     out = tmp_path / "level-3"
     code, stdout, stderr = cli("solve", "--data", "toy", "--level", "3", "--out", out)
     assert code == 0, stderr
-    assert "optimal" in stdout
+    assert stdout.lstrip().startswith("Level 3: optimal")  # no solver banner above it
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "optimal"
     assert summary["objective"] == pytest.approx(467146.0)
@@ -426,11 +426,15 @@ def test_a_mip_reports_the_points_it_passed_on_its_way() -> None:
     """A knapsack started from the empty pack: the start and each better pack on the way."""
     model, weight, value = knapsack()
     n = len(weight)
-    out = HighsBackend(model, SolverOptions(gap=0.0), keep_points=True).solve(None, np.zeros(n))
+    solver = HighsBackend(model, SolverOptions(gap=0.0), keep_points=True)
+    out = solver.solve(None, np.zeros(n))
     assert out.status == "optimal" and out.values is not None
-    assert len(out.others) >= 2
+    assert len(out.others) >= 1
     assert not out.others[0].any()  # the start
     packs = [*out.others, out.values]
+    saved = [np.array(found.col_value) for found in solver.h.getSavedMipSolutions()]
+    assert len(saved) == len(packs)  # every point HiGHS passed, however many its version finds
+    assert all(np.array_equal(pack, found) for pack, found in zip(packs, saved, strict=True))
     assert all(weight @ pack <= weight.sum() / 3 + 1e-9 for pack in packs)
     values = [float(-value @ pack) for pack in packs]
     assert values == sorted(values, reverse=True) and values[-2] > values[-1]
@@ -456,6 +460,15 @@ def test_a_mip_stops_at_its_objective_target_and_its_own_gap() -> None:
     assert solver.h.getOptionValue("mip_rel_gap")[1] == 0.0  # the options' gap again
     solver.relax(True)
     assert solver.solve(None, target=1000.5).status == "optimal"  # an LP has no target
+
+
+def test_runs_asking_for_other_numbers_of_threads_in_one_process_all_solve() -> None:
+    """HiGHS sizes one thread scheduler per process: a run asking for another size failed."""
+    model, _, _ = knapsack()
+    optimum = HighsBackend(model, SolverOptions(gap=0.0)).solve(None).objective
+    for threads in (2, 1, 2):
+        out = HighsBackend(model, SolverOptions(gap=0.0, threads=threads)).solve(None)
+        assert out.status == "optimal" and out.objective == pytest.approx(optimum)
 
 
 def test_an_lp_after_a_change_of_bounds_only_keeps_its_highs_object() -> None:
