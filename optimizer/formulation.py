@@ -509,7 +509,11 @@ def cut_lists(st: Structure, min_size: int | None = None) -> CutLists:
 
 
 def separate(
-    st: Structure, lists: CutLists, values: np.ndarray, rel_tol: float = 1e-7
+    st: Structure,
+    lists: CutLists,
+    values: np.ndarray,
+    rel_tol: float = 1e-7,
+    at: np.ndarray | None = None,
 ) -> tuple[Rows, int]:
     """Return the most violated Benders cut of every client, and how many.
 
@@ -532,9 +536,14 @@ def separate(
     A client with too little open in reach also gets the feasibility cut
     ``y_s + sum of its entries >= 1``, just before its optimality cut. All
     clients are separated at once, in arrays.
+
+    With ``at``, the cuts are still made at ``values`` but kept where the
+    point ``at`` violates them (in-out separation, ``values`` lying between
+    ``at`` and a grouping's columns); feasibility cuts then come only from
+    clients that ``values`` leaves short, which ``at`` leaves shorter still.
     """
     seg, u, lacking = _marginal(st, lists, values)
-    cuts = _optimality_cuts(st, lists, values, u, seg)
+    cuts = _optimality_cuts(st, lists, values, u, seg, values if at is None else at)
     violated = cuts.lhs < (u - st.floor) - rel_tol * np.maximum(1.0, np.abs(u))
     rows = Rows()
     for i in np.flatnonzero(violated | lacking).tolist():
@@ -591,7 +600,12 @@ class _Cuts:
 
 
 def _optimality_cuts(
-    st: Structure, lists: CutLists, values: np.ndarray, u: np.ndarray, seg: np.ndarray
+    st: Structure,
+    lists: CutLists,
+    values: np.ndarray,
+    u: np.ndarray,
+    seg: np.ndarray,
+    at: np.ndarray,
 ) -> _Cuts:
     """Every client's dual cut (see :func:`separate`) at marginal costs ``u``."""
     n, n_s = st.n_clients, st.n_sites
@@ -632,7 +646,7 @@ def _optimality_cuts(
     keys, total = keys[keep], total[keep]
     rows, cols = keys // len(values), keys % len(values)
     ptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=n))].astype(np.int64)
-    lhs = np.bincount(rows, weights=total * values[cols], minlength=n)
+    lhs = np.bincount(rows, weights=total * at[cols], minlength=n)
     return _Cuts(ptr, cols, total, lhs)
 
 

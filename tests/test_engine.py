@@ -12,9 +12,11 @@ import pytest
 import scipy.sparse as sp
 
 import optimizer
+from optimizer import engine
 from optimizer.engine import (
     NEIGHBOURHOOD_TIME,
     RESCUE_GAP,
+    STABILITY,
     LevelSolver,
     _deadline,
     _round,
@@ -517,3 +519,44 @@ def test_rens_and_swaps_get_a_floor_of_time_within_their_share_of_what_is_left()
     assert _deadline(None, now - 20.0) - now >= 20.0  # as long as the level took so far
     assert _deadline(30.0, now) - now >= NEIGHBOURHOOD_TIME
     assert _deadline(30.0, now - 28.0) - now <= 0.7 * 2.0 + 0.1  # 2 s left: their share of it
+
+
+def test_in_out_cuts_are_made_between_two_points_and_kept_where_the_second_breaks_them(
+    synthetic: optimizer.Instance,
+) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    solver.solve(10)
+    st, lists = solver.st, solver.lists
+    groupings = [solver.cover(10), solver.cover(8)]
+    assert groupings[0] is not None and groupings[1] is not None
+    centre, other = (_start_vector(st, lists, solver.assigner, g) for g in groupings)
+    low = other.copy()
+    low[st.n_sites + st.n_copies : lists.pool0] = 0.0  # theta too low: an LP point to cut off
+    mixed = 0.5 * centre + 0.5 * low
+    rows, count = separate(st, lists, mixed, at=low)
+    assert count == len(rows) > 0
+    matrix = rows.csr(len(low))
+    lo = np.array(rows.lo)
+    assert np.all(matrix @ low < lo - 1e-6)  # each kept cut is violated at the LP point
+    for point in (centre, other):  # and holds at every grouping, priced at its own cost
+        assert np.all(matrix @ point >= lo - 1e-6 * np.maximum(1.0, np.abs(lo)))
+    assert separate(st, lists, mixed, at=centre)[1] == 0  # a priced grouping breaks none
+    at_low = separate(st, lists, low)[0].csr(len(low))  # the cuts made at the LP point itself
+    assert at_low.shape != matrix.shape or (at_low != matrix).nnz > 0
+
+
+def test_in_out_lp_rounds_end_at_the_bound_of_plain_rounds(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bounds = []
+    for stability in (0.0, STABILITY):  # 0: every round cuts at the LP point itself
+        monkeypatch.setattr(engine, "STABILITY", stability)
+        solver = LevelSolver(synthetic, EXACT)
+        solver._master()
+        start = solver.cover(12)
+        stats = {"iterations": 0, "cuts": 0, "dropped": 0}
+        _, bound = solver._lp_phase(12, start, None, time.perf_counter(), stats)
+        assert solver.last_lp is not None
+        assert separate(solver.st, solver.lists, solver.last_lp[1])[1] == 0
+        bounds.append(bound)
+    assert bounds[1] == pytest.approx(bounds[0], rel=1e-9)
