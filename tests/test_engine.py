@@ -553,9 +553,8 @@ def test_in_out_lp_rounds_end_at_the_bound_of_plain_rounds(
         monkeypatch.setattr(engine, "STABILITY", stability)
         solver = LevelSolver(synthetic, EXACT)
         solver._master()
-        start = solver.cover(12)
         stats = {"iterations": 0, "cuts": 0, "dropped": 0}
-        _, bound = solver._lp_phase(12, start, None, time.perf_counter(), stats)
+        _, bound = solver._lp_phase(12, None, None, time.perf_counter(), stats)  # no start
         assert solver.last_lp is not None
         assert separate(solver.st, solver.lists, solver.last_lp[1])[1] == 0
         bounds.append(bound)
