@@ -499,8 +499,8 @@ class LevelSolver:
         Only a level given no start separates so (its centre is the covering
         MIP's grouping). From the downward pass's grouping and the cuts of the
         levels before, a curve's LP rounds are few and short, and in-out made
-        them slower: ``--levels all`` took 736 s instead of 510 s, a median
-        level 2.8 s instead of 1.9 s.
+        them slower: ``--levels all`` took 736 s instead of 633 s, a median
+        level 2.8 s instead of 2.4 s (one run each, on one machine).
         """
         if centre is not None:
             rows, count = separate(

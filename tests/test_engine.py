@@ -559,3 +559,21 @@ def test_in_out_lp_rounds_end_at_the_bound_of_plain_rounds(
         assert separate(solver.st, solver.lists, solver.last_lp[1])[1] == 0
         bounds.append(bound)
     assert bounds[1] == pytest.approx(bounds[0], rel=1e-9)
+
+
+def test_only_a_level_without_a_start_separates_in_out(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    plain: list[bool] = []
+    real = solver._in_out
+    monkeypatch.setattr(
+        solver, "_in_out", lambda point, centre: plain.append(centre is None) or real(point, centre)
+    )
+    solver.solve(9)
+    assert plain and not any(plain)  # about the covering MIP's grouping
+    plain.clear()
+    start = solver.cover(8)
+    assert start is not None
+    solver.solve(8, start)
+    assert plain and all(plain)  # the downward pass's start: at the LP points only
