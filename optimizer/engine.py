@@ -10,8 +10,8 @@ A level of the Benders path runs: the set-cover proof that the level is not
 too few (:meth:`LevelSolver.smallest_level`); a start (the caller's, else a
 covering MIP's), whose cuts join the master's first ones (those tight with
 every site open); the purge of cuts long idle; LP rounds of cut separation
-(in-out about the covering MIP's grouping, for a level given no start:
-:meth:`LevelSolver._in_out`);
+(in-out about the covering MIP's grouping, for a solver's first level if
+given no start: :meth:`LevelSolver._in_out`);
 rounding of the LP, for a level given no start (:meth:`LevelSolver.round_lp`);
 the MIP over what the LP leaves undecided (:meth:`LevelSolver.rens`); swaps
 (:func:`optimizer.heuristics.swap_search`); RENS again if its MIP ran out of
@@ -268,6 +268,7 @@ class LevelSolver:
         self.lists: CutLists
         self.tangents: list[tuple[int, float, float]] = []
         self.last_lp: tuple[float, np.ndarray, np.ndarray | None] | None = None
+        self.fresh = True  # no LP rounds run yet: the master holds only its first cuts
         self.fewest: int | None = None
         self.coverage: sp.csr_matrix | None = None
         self.prepared = clock() - began
@@ -457,8 +458,9 @@ class LevelSolver:
         bound, values = self.tangent_bound(level), None
         self.last_lp = None
         centre = None
-        if rounding and best is not None:
+        if rounding and self.fresh and best is not None:
             centre = _start_vector(st, self.lists, self.assigner, best)
+        self.fresh = False
         for _ in range(LP_ROUNDS):
             out = solver.solve(_remaining(limit, began))
             if out.status == "infeasible":
@@ -496,11 +498,14 @@ class LevelSolver:
         19.5 s, 17.2 s and 8.0 s instead of 26.2 s, 26.7 s and 13.6 s, to the
         same bound.
 
-        Only a level given no start separates so (its centre is the covering
-        MIP's grouping). From the downward pass's grouping and the cuts of the
-        levels before, a curve's LP rounds are few and short, and in-out made
-        them slower: ``--levels all`` took 736 s instead of 633 s, a median
-        level 2.8 s instead of 2.4 s (one run each, on one machine).
+        Only the first level a solver runs, given no start, separates so (its
+        centre is the covering MIP's grouping). With the cuts of the levels
+        before, a curve's LP rounds are few and short, and in-out made them
+        slower. With it at every level, ``--levels all`` took 736 s, against
+        633 s with it only at the levels the downward pass does not reach
+        (below 51: no start, but the cuts of the levels before); and even
+        there, the default curve's level 46 stopped at 1.04e-4 after 30 s in
+        two runs, where without it the level is proven in 16 s.
         """
         if centre is not None:
             rows, count = separate(

@@ -561,7 +561,7 @@ def test_in_out_lp_rounds_end_at_the_bound_of_plain_rounds(
     assert bounds[1] == pytest.approx(bounds[0], rel=1e-9)
 
 
-def test_only_a_level_without_a_start_separates_in_out(
+def test_only_a_solvers_first_level_without_a_start_separates_in_out(
     synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     solver = LevelSolver(synthetic, EXACT)
@@ -577,3 +577,6 @@ def test_only_a_level_without_a_start_separates_in_out(
     assert start is not None
     solver.solve(8, start)
     assert plain and all(plain)  # the downward pass's start: at the LP points only
+    plain.clear()
+    solver.solve(7)
+    assert plain and all(plain)  # no start, but the cuts of the levels before
