@@ -4,8 +4,9 @@ One pass downward from the status quo (every body buying alone) closes, at
 each step, the agency whose closure is estimated to cost least, reassigns
 its clients and re-prices the bands: every level gets a strong incumbent in
 seconds. Each requested level is then improved by swaps and solved exactly
-(Benders, warm-started from the incumbent, re-using every cut found at the
-levels before) until the proven gap is within ``gap``. Neither convexity of
+(Benders, warm-started from the better of that incumbent and the nearest
+level the same solver finished above it with sites dropped, re-using every
+cut found at the levels before) until the proven gap is within ``gap``. Neither convexity of
 the curve nor nesting of groupings across levels is assumed: each level is
 solved on its own, the pass only supplies starting points.
 
@@ -33,7 +34,7 @@ from optimizer.engine import LevelSolver, SolveResult, versions
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
 from optimizer.evaluate import evaluate
 from optimizer.executors import ExecutorOptions, completed, worker_count
-from optimizer.heuristics import Assigner, Assignment, swap_search
+from optimizer.heuristics import Assignment, drop_site, swap_search
 from optimizer.instance import Instance
 from optimizer.results import atomic_write_text, claim_folder, write_groupings, write_json
 from optimizer.solve import SolverOptions, clock
@@ -288,7 +289,9 @@ def level_tasks(
 
     A generator: the workers start on the first levels while the pass goes
     on down (on uk-councils the pass takes about 4 s, longer than a worker
-    takes to start). Levels the pass never reaches start from nothing.
+    takes to start). Levels the pass never reaches start from nothing here;
+    the solver starts them from a level it finished above
+    (:meth:`LevelSolver.nearby`), if any.
 
     With ``ahead``, the lowest feasible level goes out ahead of the
     ``ahead`` levels just above it (:func:`lowest_early`): it is the slowest
@@ -379,25 +382,10 @@ def downward_steps(
             yield level, swap_search(assigner, current, locked, banned, moves=SWAP_MOVES)
         elif level in wanted:
             yield level, current
-        step = _drop(assigner, current, open_mask, locked)
+        step = drop_site(assigner, current, open_mask, locked)
         if step is None:
             break
         current, open_mask = step
-
-
-def _drop(
-    assigner: Assigner, current: Assignment, open_mask: np.ndarray, locked: np.ndarray
-) -> tuple[Assignment, np.ndarray] | None:
-    deltas = assigner.closing_deltas(current, open_mask, locked)
-    for site in np.argsort(deltas, kind="stable")[:3]:
-        if not math.isfinite(deltas[site]):
-            return None
-        trial = open_mask.copy()
-        trial[site] = False
-        moved = assigner.assign(trial, current.site)
-        if moved is not None:
-            return moved, trial
-    return None
 
 
 class _Levels:

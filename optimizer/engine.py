@@ -7,9 +7,11 @@ the grouping it returns is re-costed by the reference evaluator; a mismatch
 beyond 1e-6 relative is a :class:`SolverError`.
 
 A level of the Benders path runs: the set-cover proof that the level is not
-too few (:meth:`LevelSolver.smallest_level`); a start (the caller's, else a
-covering MIP's), whose cuts join the master's first ones (those tight with
-every site open); the purge of cuts long idle; LP rounds of cut separation
+too few (:meth:`LevelSolver.smallest_level`); a start (the better of the
+caller's and the grouping of the nearest level this solver finished above,
+sites dropped: :meth:`LevelSolver.nearby`; else a covering MIP's), whose
+cuts join the master's first ones (those tight with every site open); the
+purge of cuts long idle; LP rounds of cut separation
 (in-out about the covering MIP's grouping, for a solver's first level if
 given no start: :meth:`LevelSolver._in_out`);
 rounding of the LP, for a level given no start (:meth:`LevelSolver.round_lp`);
@@ -52,7 +54,7 @@ from optimizer.formulation import (
     separate,
     structure,
 )
-from optimizer.heuristics import Assigner, Assignment, better, swap_search
+from optimizer.heuristics import Assigner, Assignment, better, drop_site, swap_search
 from optimizer.instance import Instance
 from optimizer.solve import SolverOptions, backend, clock, to_pulp
 
@@ -70,6 +72,7 @@ NEIGHBOURHOOD_TIME = 5.0  # s at least for RENS, and again for swaps (within POL
 RENS_GAP_SHARE = 0.5  # of the gap, for RENS's MIP (which stops sooner within the level's gap)
 COVER_TIME_LIMIT = 60.0  # s; on a time-out the cover's bound still proves the levels below
 CHECK_TOLERANCE = 1e-6
+NEARBY = 8  # levels above a level whose grouping, dropped down, may start it
 
 
 @dataclass(frozen=True)
@@ -269,6 +272,7 @@ class LevelSolver:
         self.tangents: list[tuple[int, float, float]] = []
         self.last_lp: tuple[float, np.ndarray, np.ndarray | None] | None = None
         self.fresh = True  # no LP rounds run yet: the master holds only its first cuts
+        self.solved: dict[int, Assignment] = {}  # the best grouping found at each level
         self.fewest: int | None = None
         self.coverage: sp.csr_matrix | None = None
         self.prepared = clock() - began
@@ -296,11 +300,39 @@ class LevelSolver:
         if self.compact:
             found = self._compact(level, limit, began)
         else:
-            found = self._benders(level, start, limit, began)
+            found = self._benders(level, better(start, self.nearby(level)), limit, began)
         best, bound, status, stats = found
+        if best is not None and level is not None:
+            self.solved[level] = best
         stats["build"] = stats.get("build", 0.0) + self.prepared
         self.prepared = 0.0
         return _result(self.instance, self.st, best, bound, status, stats, self.options, began)
+
+    def nearby(self, level: int | None) -> Assignment | None:
+        """A start from the nearest level solved above ``level``, its sites dropped greedily.
+
+        Levels at most ``NEARBY`` above count; each drop closes the site
+        whose closure costs least (:func:`optimizer.heuristics.drop_site`).
+        None when no such level was solved or a drop fails (every open site
+        the last reach of some client).
+
+        A level's optimum with a site dropped is often within the gap of
+        the next level's bound before any MIP runs: on uk-councils, levels
+        150 to 120 in series took 48 s instead of 125 s, most of them
+        proven by their LP rounds alone.
+        """
+        above = [k for k in self.solved if level is not None and level < k <= level + NEARBY]
+        if level is None or not above:
+            return None
+        current = self.solved[min(above)]
+        mask = current.mask(self.st.n_sites)
+        locked = self.swap_limits()[0]
+        for _ in range(min(above) - level):
+            step = drop_site(self.assigner, current, mask, locked)
+            if step is None:
+                return None
+            current, mask = step
+        return current
 
     def _master(self) -> Any:
         """The Benders master, built on first use with the cuts tight at every site open.

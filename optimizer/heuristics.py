@@ -32,6 +32,7 @@ from optimizer.instance import Instance
 ROUNDS = 12
 CHUNK = 2048  # clients per block of the swap estimates (bounds their memory)
 TRIES = 6  # best-estimated swaps re-costed exactly per move
+DROP_TRIES = 3  # best-estimated closures tried per drop
 REFINE_CELLS = 4_000_000  # largest (clients x copies) array the copy search builds
 
 
@@ -396,7 +397,29 @@ def copy_search(price: np.ndarray, fixed: np.ndarray, open_: np.ndarray) -> np.n
             open_[groups[group]], open_[added] = False, True
 
 
-# ---------------------------------------------------------------------- swaps
+# ------------------------------------------------------------- drops and swaps
+
+
+def drop_site(
+    assigner: Assigner, current: Assignment, open_mask: np.ndarray, locked: np.ndarray
+) -> tuple[Assignment, np.ndarray] | None:
+    """Close the open site whose closure is estimated to cost least, and reassign.
+
+    Tries the ``DROP_TRIES`` best estimates (:meth:`Assigner.closing_deltas`)
+    in turn; returns the first grouping that serves every client, with its
+    open sites, or None when none does (or no site outside ``locked`` may
+    close).
+    """
+    deltas = assigner.closing_deltas(current, open_mask, locked)
+    for site in np.argsort(deltas, kind="stable")[:DROP_TRIES]:
+        if not math.isfinite(deltas[site]):
+            return None
+        trial = open_mask.copy()
+        trial[site] = False
+        moved = assigner.assign(trial, current.site)
+        if moved is not None:
+            return moved, trial
+    return None
 
 
 def swap_search(

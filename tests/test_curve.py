@@ -59,13 +59,13 @@ def test_level_tasks_come_as_the_downward_pass_reaches_them(
     levels = [100, 60, 30, 10, 3]
     expected = downward_pass(solver, 3, set(levels))
     drops = []
-    real = curve._drop
+    real = curve.drop_site
 
     def counted(*args: object) -> object:
         drops.append(1)
         return real(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(curve, "_drop", counted)
+    monkeypatch.setattr(curve, "drop_site", counted)
     tasks = curve.level_tasks(solver, levels)
     first, start = next(tasks)
     assert first == 100 and start is not None and not drops  # before the pass goes down

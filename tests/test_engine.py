@@ -579,4 +579,27 @@ def test_only_a_solvers_first_level_without_a_start_separates_in_out(
     assert plain and all(plain)  # the downward pass's start: at the LP points only
     plain.clear()
     solver.solve(7)
-    assert plain and all(plain)  # no start, but the cuts of the levels before
+    assert plain and all(plain)  # level 8's grouping dropped a site, and the cuts before
+
+
+def test_a_level_starts_from_the_nearest_level_solved_above_it(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    assert solver.nearby(8) is None  # nothing solved yet
+    above = solver.solve(10)
+    start = solver.nearby(8)
+    assert start is not None and len(start.open_sites) == 8
+    assert set(start.open_sites) < set(solver.solved[10].open_sites)  # two sites dropped
+    priced = solver.assigner.cost(start.site, start.mask(solver.st.n_sites))
+    assert start.cost == pytest.approx(priced, rel=1e-12)
+    assert solver.nearby(10 - engine.NEARBY - 1) is None  # too far below
+    handed: list[float] = []
+    real = solver._benders
+    monkeypatch.setattr(
+        solver, "_benders", lambda k, best, *a: handed.append(best.cost) or real(k, best, *a)
+    )
+    below = solver.solve(8)
+    assert handed == [pytest.approx(start.cost, rel=1e-12)]
+    assert below.status == "optimal" and above.status == "optimal"
+    assert below.objective == pytest.approx(LevelSolver(synthetic, EXACT).solve(8).objective)
