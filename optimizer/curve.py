@@ -6,9 +6,10 @@ its clients and re-prices the bands: every level gets a strong incumbent in
 seconds. Each requested level is then improved by swaps and solved exactly
 (Benders, warm-started from the better of that incumbent and the nearest
 level the same solver finished above it with sites dropped, re-using every
-cut found at the levels before) until the proven gap is within ``gap``. Neither convexity of
-the curve nor nesting of groupings across levels is assumed: each level is
-solved on its own, the pass only supplies starting points.
+cut found at the levels before) until the proven gap is within ``gap``.
+Neither convexity of the curve nor nesting of groupings across levels is
+assumed: each level is solved on its own, the other levels only supply
+starting points.
 
 Every finished level is written atomically as it completes; a run can be
 interrupted and resumed in its folder (``resume=True``), which refuses when
