@@ -603,3 +603,22 @@ def test_a_level_starts_from_the_nearest_level_solved_above_it(
     assert handed == [pytest.approx(start.cost, rel=1e-12)]
     assert below.status == "optimal" and above.status == "optimal"
     assert below.objective == pytest.approx(LevelSolver(synthetic, EXACT).solve(8).objective)
+
+
+@pytest.mark.parametrize("sites, first", [(0, "polish"), (10**6, "rens")])
+def test_swaps_run_before_rens_when_the_lp_leaves_many_agencies_fractional(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch, sites: int, first: str
+) -> None:
+    monkeypatch.setattr(engine, "RENS_SITES", sites)
+    solver = LevelSolver(synthetic, EXACT)
+    solver.solve(10)
+    calls: list[str] = []
+    for name in ("polish", "rens"):
+        real = getattr(solver, name)
+        monkeypatch.setattr(
+            solver, name, lambda *a, name=name, real=real: calls.append(name) or real(*a)
+        )
+    result = solver.solve(9)
+    assert calls[0] == first
+    assert result.status == "optimal"
+    assert result.objective == pytest.approx(LevelSolver(synthetic, EXACT).solve(9).objective)
