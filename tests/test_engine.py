@@ -622,3 +622,41 @@ def test_swaps_run_before_rens_when_the_lp_leaves_many_agencies_fractional(
     assert calls[0] == first
     assert result.status == "optimal"
     assert result.objective == pytest.approx(LevelSolver(synthetic, EXACT).solve(9).objective)
+
+
+@pytest.mark.parametrize("widen", [engine.RENS_WIDEN, 0])
+def test_rens_frees_the_few_columns_where_the_incumbent_leaves_the_lp(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch, widen: int
+) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    solver.solve(10)
+    assert solver.last_lp is not None
+    st = solver.st
+    n = st.n_sites + st.n_copies
+    lp = solver.last_lp[1][:n]
+    decided = (lp <= 1e-9) | (lp >= 1 - 1e-9)
+
+    def apart(grouping: object) -> int:
+        start = _start_vector(st, solver.lists, solver.assigner, grouping)[:n]
+        return int((decided & (np.abs(start - np.round(lp)) > 0.5)).sum())
+
+    mask = solver.solved[10].mask(st.n_sites)
+    swaps = (
+        solver.assigner.assign(mask ^ np.isin(np.arange(st.n_sites), [i, j]))
+        for i in np.flatnonzero(mask)
+        for j in np.flatnonzero(~mask)
+    )
+    other = next(g for g in swaps if g is not None and 0 < apart(g) <= engine.RENS_WIDEN)
+    start = _start_vector(st, solver.lists, solver.assigner, other)[:n]
+    monkeypatch.setattr(engine, "RENS_WIDEN", widen)
+    seen: list[tuple[object, np.ndarray, np.ndarray]] = []
+
+    def spy(best: object, bound: float, *a: object) -> tuple[object, float, str, dict]:
+        seen.append((best, *solver.master.col_bounds(np.arange(n))))
+        return best, bound, "time_limit", {}
+
+    monkeypatch.setattr(solver, "_mip_rounds", spy)
+    solver.rens(other, solver.last_lp[0], 1.0, {"iterations": 0, "cuts": 0})
+    handed, lo, hi = seen[0]
+    inside = bool(np.all(lo <= start + 1e-9) and np.all(start <= hi + 1e-9))
+    assert (handed is other, inside) == ((True, True) if widen else (False, False))
