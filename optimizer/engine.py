@@ -74,7 +74,6 @@ RENS_GAP_SHARE = 0.5  # of the gap, for RENS's MIP (which stops sooner within th
 COVER_TIME_LIMIT = 60.0  # s; on a time-out the cover's bound still proves the levels below
 CHECK_TOLERANCE = 1e-6
 RENS_SITES = 80  # agencies the LP leaves fractional, beyond which swaps run before RENS
-RENS_WIDEN = 20  # columns RENS leaves free besides the LP's fractional ones, for the incumbent
 NEARBY = 8  # levels above a level whose grouping, dropped down, may start it
 
 
@@ -421,13 +420,6 @@ class LevelSolver:
         bound holds in the neighbourhood only and is discarded; its Benders
         cuts hold everywhere and stay.
 
-        Where ``best`` differs from the LP's 0s and 1s in at most
-        ``RENS_WIDEN`` columns, those stay free too, so that ``best`` lies in
-        the neighbourhood and starts the MIP, which then prunes by it. At
-        uk-councils level 42 the swaps' grouping differed in 9 band copies;
-        without a start, two runs of RENS found nothing better in 17 s and
-        the level stopped at 1.05e-4; with it, they met the gap in 11 s.
-
         Returns the better grouping and whether the neighbourhood is searched
         out (its MIP proved its best within the gap). If not (the MIP ran out
         of time), RENS again from the same LP resumes with the cuts it added.
@@ -439,11 +431,10 @@ class LevelSolver:
         lp = self.last_lp[1][:n]
         lo, hi = self.master.col_bounds(np.arange(n))
         decided = (lp <= TOLERANCE) | (lp >= 1.0 - TOLERANCE)
-        start = _start_vector(st, self.lists, self.assigner, best)[:n]
-        apart = decided & (np.abs(start - np.round(lp)) > 0.5)
-        inside = int(apart.sum()) <= RENS_WIDEN
-        cols = np.flatnonzero(decided & ~(apart & inside) & (lo < hi))
+        cols = np.flatnonzero(decided & (lo < hi))
         fixed = np.round(lp[cols])
+        start = _start_vector(st, self.lists, self.assigner, best)
+        inside = bool(np.array_equal(start[cols], fixed))
         self.master.set_col_bounds(cols, fixed, fixed)
         self.master.relax(False)
         try:
