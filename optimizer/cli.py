@@ -320,14 +320,14 @@ def _curve_progress(total: int) -> Iterator[Listener]:
     )
     progress = Progress(*columns, console=errors, transient=False)
     task = progress.add_task("curve", total=total, gap="-")
-    worst = [0.0]
+    gaps: dict[int, float] = {}  # by level: a level tried twice counts with its better row
 
     def listen(row: dict[str, Any] | None, done: int, _total: int) -> None:
         if not progress.live.is_started:
             progress.start()
         if row is not None and row["status"] not in EMPTY:
-            worst[0] = max(worst[0], float(row["gap"]))
-        progress.update(task, completed=done, gap=f"{worst[0]:.1e}")
+            gaps[int(row["level"])] = float(row["gap"])
+        progress.update(task, completed=done, gap=f"{max(gaps.values(), default=0.0):.1e}")
 
     try:
         yield listen

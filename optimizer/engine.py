@@ -55,7 +55,14 @@ from optimizer.formulation import (
     separate,
     structure,
 )
-from optimizer.heuristics import Assigner, Assignment, better, drop_site, swap_search
+from optimizer.heuristics import (
+    Assigner,
+    Assignment,
+    add_site,
+    better,
+    drop_site,
+    swap_search,
+)
 from optimizer.instance import Instance
 from optimizer.solve import SolverOptions, backend, clock, to_pulp
 
@@ -311,12 +318,15 @@ class LevelSolver:
         return _result(self.instance, self.st, best, bound, status, stats, self.options, began)
 
     def nearby(self, level: int | None) -> Assignment | None:
-        """A start from the nearest level solved above ``level``, its sites dropped greedily.
+        """A start from the nearest levels solved above and below ``level``; the cheaper.
 
-        Levels at most ``NEARBY`` above count; each drop closes the site
-        whose closure costs least (:func:`optimizer.heuristics.drop_site`).
-        None when no such level was solved or a drop fails (every open site
-        the last reach of some client).
+        Levels at most ``NEARBY`` away count. The grouping above has sites
+        dropped one at a time, each the one whose closure costs least
+        (:func:`optimizer.heuristics.drop_site`); the one below has sites
+        added, each the one whose opening gains most
+        (:func:`optimizer.heuristics.add_site`). None when no such level was
+        solved or a drop fails (every open site the last reach of some
+        client).
 
         A level's optimum with a site dropped is often within the gap of
         the next level's bound before any MIP runs: on uk-councils, levels
@@ -325,18 +335,40 @@ class LevelSolver:
         """
         if level is None:
             return None
-        nearest = min((k for k in self.solved if level < k <= level + NEARBY), default=None)
-        if nearest is None:
+        above = min((k for k in self.solved if level < k <= level + NEARBY), default=None)
+        below = max((k for k in self.solved if level - NEARBY <= k < level), default=None)
+        return better(self._walk(above, level), self._walk(below, level))
+
+    def _walk(self, source: int | None, level: int) -> Assignment | None:
+        """The grouping solved at ``source`` taken to ``level`` a site at a time, or None."""
+        if source is None:
             return None
-        current = self.solved[nearest]
+        current = self.solved[source]
         mask = current.mask(self.st.n_sites)
-        locked = self.swap_limits()[0]
-        for _ in range(nearest - level):
-            step = drop_site(self.assigner, current, mask, locked)
+        locked, banned = self.swap_limits()
+        for _ in range(abs(source - level)):
+            if source > level:
+                step = drop_site(self.assigner, current, mask, locked)
+            else:
+                step = add_site(self.assigner, current, mask, banned)
             if step is None:
                 return None
             current, mask = step
         return current
+
+    def assignment(self, table: pd.DataFrame) -> Assignment:
+        """The grouping of a result's ``groupings`` table, as this solver's heuristics hold it.
+
+        ``table`` is one this solver's instance gave (:class:`SolveResult`),
+        one row per client in order; sites forced open stay open.
+        """
+        site = self.instance.sites.index.get_indexer(pd.Index(table["site_id"]))
+        bodies = self.instance.bodies.index.to_numpy()[self.st.client_body]
+        if len(site) != self.st.n_clients or (site < 0).any() or (table["body_id"] != bodies).any():
+            raise ValueError("not a groupings table of this instance, in its order")
+        mask = self.st.must_open
+        mask[site] = True
+        return Assignment(site, self.assigner.cost(site, mask), np.flatnonzero(mask))
 
     def _master(self) -> Any:
         """The Benders master, built on first use with the cuts tight at every site open.
@@ -391,21 +423,27 @@ class LevelSolver:
         }
         best, bound = self._lp_phase(level, start, limit, began, stats)
         searched, polished = True, None
-        if best is not None and _gap(best.cost, bound) > self.options.gap:
+        if best is not None and relative_gap(best.cost, bound) > self.options.gap:
             if stats["dropped"]:  # the cuts tight at the incumbent, if the LP rounds dropped them
                 stats["cuts"] += self.seed(best)
-            if self._undecided() > RENS_SITES and _gap(best.cost, bound) <= RESCUE_GAP:
+            if self._undecided() > RENS_SITES and relative_gap(best.cost, bound) <= RESCUE_GAP:
                 best = polished = self.polish(
                     best, _deadline(limit, began), _proving(bound, self.options.gap)
                 )
-        if best is not None and _gap(best.cost, bound) > self.options.gap:
+        if best is not None and relative_gap(best.cost, bound) > self.options.gap:
             best, searched = self.rens(best, bound, _deadline(limit, began) - clock(), stats)
-        far = best is not None and _gap(best.cost, bound) > max(self.options.gap, RESCUE_GAP)
+        far = best is not None and relative_gap(best.cost, bound) > max(
+            self.options.gap, RESCUE_GAP
+        )
         if far and start is not None and self.last_lp is not None:
             best = self._rounded(self.last_lp[1], level, best, _remaining(limit, began), stats)
-        if best is not None and _gap(best.cost, bound) > self.options.gap and best is not polished:
+        if (
+            best is not None
+            and relative_gap(best.cost, bound) > self.options.gap
+            and best is not polished
+        ):
             best = self.polish(best, _deadline(limit, began), _proving(bound, self.options.gap))
-        if best is not None and _gap(best.cost, bound) > self.options.gap and not searched:
+        if best is not None and relative_gap(best.cost, bound) > self.options.gap and not searched:
             best, _ = self.rens(best, bound, _deadline(limit, began) - clock(), stats)
         return self._exact(level, best, bound, limit, began, stats)
 
@@ -766,7 +804,7 @@ class LevelSolver:
         stats: dict[str, Any],
     ) -> tuple[Assignment | None, float, str, dict[str, Any]]:
         """Branch and Benders cut (:mod:`optimizer.branching`) until the gap or the limit."""
-        if best is not None and _gap(best.cost, bound) <= self.options.gap:
+        if best is not None and relative_gap(best.cost, bound) <= self.options.gap:
             return best, bound, "optimal", stats
         st = self.st
         fixed = self.fix_by_reduced_costs(best.cost) if best is not None else None
@@ -789,7 +827,7 @@ class LevelSolver:
         stats["iterations"] += found.lps
         stats["cuts"] += found.cuts
         best, bound = found.best, found.bound
-        ok = best is not None and _gap(best.cost, bound) <= self.options.gap
+        ok = best is not None and relative_gap(best.cost, bound) <= self.options.gap
         return best, bound, "optimal" if ok else "time_limit", stats
 
     def _grouping(self, values: np.ndarray, exact: bool, level: int | None) -> Assignment | None:
@@ -870,7 +908,7 @@ class LevelSolver:
             count = 1
             if out.values is not None:
                 best, count = self._take((*out.others, out.values), best, stats)
-            if best is not None and _gap(best.cost, bound) <= self.options.gap:
+            if best is not None and relative_gap(best.cost, bound) <= self.options.gap:
                 status = "optimal"
                 break
             if out.status not in ("optimal", "target") or count == 0:
@@ -921,7 +959,9 @@ class LevelSolver:
         site[chosen[:, 0]] = st.copy_site[chosen[:, 1]]
         open_mask = out.values[: st.n_sites] > 0.5
         best = Assignment(site, self.assigner.cost(site, open_mask), np.flatnonzero(open_mask))
-        status = "optimal" if _gap(best.cost, out.bound) <= self.options.gap else "time_limit"
+        status = (
+            "optimal" if relative_gap(best.cost, out.bound) <= self.options.gap else "time_limit"
+        )
         return best, out.bound, status, stats
 
 
@@ -1061,7 +1101,8 @@ def _split(st: Structure, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return values[:a], values[a:b], values[b : b + st.n_clients]
 
 
-def _gap(objective: float, bound: float) -> float:
+def relative_gap(objective: float, bound: float) -> float:
+    """``(objective - bound) / |objective|``, at least 0; inf when the bound is not finite."""
     if not math.isfinite(bound):
         return math.inf
     return max(0.0, (objective - bound) / max(abs(objective), 1e-9))
@@ -1190,7 +1231,7 @@ def _result(
         status=status,
         objective=check.total,
         bound=bound,
-        gap=_gap(check.total, bound),
+        gap=relative_gap(check.total, bound),
         seconds=seconds,
         solver=options.solver,
         formulation=stats["formulation"],

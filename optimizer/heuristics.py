@@ -32,7 +32,7 @@ from optimizer.instance import Instance
 ROUNDS = 12
 CHUNK = 2048  # clients per block of the swap estimates (bounds their memory)
 TRIES = 6  # best-estimated swaps re-costed exactly per move
-DROP_TRIES = 3  # best-estimated closures tried per drop
+DROP_TRIES = 3  # best-estimated closures (openings) tried per drop (add)
 REFINE_CELLS = 4_000_000  # largest (clients x copies) array the copy search builds
 
 
@@ -268,9 +268,33 @@ class Assigner:
         """
         st = self.st
         opened = np.flatnonzero(open_mask)
-        rates = self.marginal_rates(current.site)
         volume = self.volumes(current.site)
-        delta = np.zeros((st.n_sites, len(opened)))
+        opening, delta = self._interchanges(current, open_mask)
+        closing = st.site_fixed[opened] + (volume[opened] > 0) @ self.desk
+        delta += opening[:, None] - closing[None, :]
+        delta[open_mask | banned] = np.inf
+        delta[:, locked[opened]] = np.inf
+        return delta
+
+    def opening_deltas(
+        self, current: Assignment, open_mask: np.ndarray, banned: np.ndarray
+    ) -> np.ndarray:
+        """Estimated change in total cost from opening each closed site (inf: cannot open).
+
+        The opening half of :meth:`swap_deltas`: the site's fixed cost and
+        desks, less what every client that may move there gains.
+        """
+        opening = self._interchanges(current, open_mask)[0]
+        opening[open_mask | banned] = np.inf
+        return opening
+
+    def _interchanges(
+        self, current: Assignment, open_mask: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """What opening each site costs, and the moves of closing each open site after it."""
+        st = self.st
+        rates = self.marginal_rates(current.site)
+        delta = np.zeros((st.n_sites, int(open_mask.sum())))
         opening = st.site_fixed.astype(float).copy()
         for c, clients in enumerate(self.rows):
             for lo in range(0, len(clients), CHUNK):
@@ -278,11 +302,7 @@ class Assigner:
                 gain = self._interchange(c, part, current.site, rates, open_mask, delta)
                 opening -= gain
                 opening += self.desk[c] * (gain > 0)
-        closing = st.site_fixed[opened] + (volume[opened] > 0) @ self.desk
-        delta += opening[:, None] - closing[None, :]
-        delta[open_mask | banned] = np.inf
-        delta[:, locked[opened]] = np.inf
-        return delta
+        return opening, delta
 
     def _interchange(
         self,
@@ -429,6 +449,28 @@ def drop_site(
         if moved is not None:
             return moved, trial
     return None
+
+
+def add_site(
+    assigner: Assigner, current: Assignment, open_mask: np.ndarray, banned: np.ndarray
+) -> tuple[Assignment, np.ndarray] | None:
+    """Open the closed site whose opening is estimated to gain most, and reassign.
+
+    Tries the ``DROP_TRIES`` best estimates (:meth:`Assigner.opening_deltas`)
+    and returns the cheapest grouping, with its open sites; None when no
+    site outside ``banned`` is closed.
+    """
+    deltas = assigner.opening_deltas(current, open_mask, banned)
+    found: tuple[Assignment, np.ndarray] | None = None
+    for site in np.argsort(deltas, kind="stable")[:DROP_TRIES]:
+        if not math.isfinite(deltas[site]):
+            break
+        trial = open_mask.copy()
+        trial[site] = True
+        moved = assigner.assign(trial, current.site)
+        if moved is not None and (found is None or moved.cost < found[0].cost):
+            found = moved, trial
+    return found
 
 
 def swap_search(
