@@ -10,8 +10,8 @@ cut found at the levels before) until the proven gap is within ``gap``.
 Neither convexity of the curve nor nesting of groupings across levels is
 assumed: each level is solved on its own, the other levels only supply
 starting points. Once every level is done, a level the time limit left above
-the gap is solved once more when its finished neighbours, above and below,
-give it a cheaper start (:func:`second_tries`).
+the gap is solved once more, from the best grouping its finished neighbours
+above and below then give (:func:`second_tries`).
 
 Every finished level is written atomically as it completes; a run can be
 interrupted and resumed in its folder (``resume=True``), which refuses when
@@ -37,7 +37,7 @@ from optimizer.engine import LevelSolver, SolveResult, relative_gap, versions
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
 from optimizer.evaluate import evaluate
 from optimizer.executors import ExecutorOptions, completed, worker_count
-from optimizer.heuristics import Assignment, drop_site, swap_search
+from optimizer.heuristics import Assignment, better, drop_site, swap_search
 from optimizer.instance import Instance
 from optimizer.results import atomic_write_text, claim_folder, write_groupings, write_json
 from optimizer.solve import SolverOptions, clock
@@ -249,78 +249,83 @@ def consolidation_curve(
     shared = _Levels(instance, options, status_quo(instance))
     todo = sorted((k for k in options.levels if k not in done), reverse=True)
     executor = executor or SERIAL
-    payload = shared if executor.kind == "serial" else shared.for_workers()
-    run = _Run(shared, payload, executor, done, began)
-    run.listen(out, on_level, len(options.levels))
+    run = _Run(shared, executor, done, out, on_level, len(options.levels), began)
     ahead = LOWEST_AHEAD * (worker_count(executor, len(todo)) - 1)
-    run.solve(level_tasks(run.solver, todo, ahead), len(todo))
-    run.solve(second_tries(run.solver, run.rows, todo, options.solver.gap))
+    run.solve(todo, ahead)
     return Curve(list(run.rows.values()), shared.quo, out)
 
 
 def second_tries(
     solver: LevelSolver, rows: dict[int, dict[str, Any]], levels: list[int], gap: float
 ) -> list[tuple[int, Assignment]]:
-    """The levels of ``levels`` left above ``gap``, each with a cheaper start from its neighbours.
+    """The levels of ``levels`` left above ``gap``, each with the best start known for it now.
 
-    Once every level is done, a level stopped by the time limit above the
-    gap is solved once more if the nearest levels finished above and below
-    it, with sites dropped or added (:meth:`LevelSolver.nearby`), give a
-    grouping cheaper than its own. Its neighbours were solved by any worker,
-    where its first try saw only what its own worker had finished.
+    Once every level has been tried, a level the time limit stopped above
+    the gap is solved once more, on the same workers (their cuts kept),
+    from the cheaper of its own grouping and what the nearest levels
+    finished above and below give with sites dropped or added
+    (:meth:`LevelSolver.nearby`); a worker's first try only saw the levels
+    that worker had finished. ``solver`` holds every level's grouping.
     """
     tries = []
     for level in levels:
         row = rows.get(level)
         if row is None or row["status"] in EMPTY or not row["gap"] > gap:
             continue
-        start = solver.nearby(level)
-        if start is not None and start.cost < row["total"] - 1e-9 * abs(row["total"]):
-            tries.append((level, start))
+        own = solver.solved[level]
+        tries.append((level, better(own, solver.nearby(level)) or own))
     return tries
 
 
 class _Run:
-    """Levels being solved: each row written as it arrives; on a second try, the better row."""
+    """Levels being solved; each row written to ``out`` and reported to ``on_level`` as it arrives.
+
+    ``total`` is the number of levels asked for, ``began`` when the run
+    started; a level tried twice has its rows merged (:func:`merge_tries`).
+    """
 
     def __init__(
         self,
         shared: _Levels,
-        payload: _Levels,
         executor: ExecutorOptions,
         done: dict[int, dict[str, Any]],
+        out: Path | None,
+        on_level: Listener | None,
+        total: int,
         began: float,
     ) -> None:
-        self.shared, self.payload, self.executor, self.began = shared, payload, executor, began
+        self.shared, self.executor, self.out, self.on_level = shared, executor, out, on_level
+        self.payload = shared if executor.kind == "serial" else shared.for_workers()
         self.solver = shared.solver()  # the pass's, and here the holder of every level's grouping
         self.rows = dict(done)
-        self.out: Path | None = None
-        self.on_level: Listener | None = None
-        self.total = 0
-
-    def listen(self, out: Path | None, on_level: Listener | None, total: int) -> None:
-        """Write rows to ``out`` and report them to ``on_level`` (of ``total`` levels)."""
-        self.out, self.on_level, self.total = out, on_level, total
+        self.total, self.began = total, began
         if on_level is not None:
             on_level(None, len(self.rows), total)
 
-    def solve(
-        self, tasks: Iterable[tuple[int, Assignment | None]], size: int | None = None
-    ) -> None:
-        """Solve ``tasks`` (``size`` of them, if a generator), taking each row as it arrives."""
-        with completed(_level_task, self.payload, tasks, self.executor, size) as results:
+    def solve(self, levels: list[int], ahead: int) -> None:
+        """Solve ``levels`` (:func:`level_tasks`), then the second tries (:func:`second_tries`)."""
+        gap = self.shared.options.solver.gap
+
+        def retries() -> list[tuple[int, Assignment]]:
+            return second_tries(self.solver, self.rows, levels, gap)
+
+        tasks = level_tasks(self.solver, levels, ahead)
+        with completed(
+            _level_task, self.payload, tasks, self.executor, len(levels), retries
+        ) as results:
             for _, (row, groupings) in results:
                 self.take(row, groupings)
-                if groupings is not None:
-                    self.solver.solved[row["level"]] = self.solver.assignment(groupings)
 
     def take(self, row: dict[str, Any], groupings: pd.DataFrame | None) -> None:
         """Record a level's row, write it and report it."""
         level = row["level"]
         old = self.rows.get(level)
         if old is not None:
-            row, groupings = self._merged(old, row, groupings)
+            row, second = merge_tries(old, row, self.shared.options.solver.gap)
+            groupings = groupings if second else None
         self.rows[level] = row
+        if groupings is not None:
+            self.solver.solved[level] = self.solver.assignment(groupings)
         if self.out is not None:
             _persist(self.out, row, groupings)
             rows = list(self.rows.values())
@@ -329,24 +334,37 @@ class _Run:
             self.on_level(row, len(self.rows), self.total)
 
 
-    def _merged(
-        self, old: dict[str, Any], new: dict[str, Any], groupings: pd.DataFrame | None
-    ) -> tuple[dict[str, Any], pd.DataFrame | None]:
-        """A level solved twice: the cheaper grouping, the higher bound, the time of both.
+def merge_tries(
+    old: dict[str, Any], new: dict[str, Any], gap: float
+) -> tuple[dict[str, Any], bool]:
+    """The row of a level solved twice, and whether its grouping is the second try's.
 
-        Each try proved its bound on the level on its own, so the higher
-        holds; the status is ``optimal`` once the gap to it is within the
-        option's. The groupings are None when the first try's stand.
-        """
-        seconds = old["seconds"] + new["seconds"]
-        if new["status"] in EMPTY:
-            return {**old, "seconds": seconds}, None
-        bound = max(old["lower_bound"], new["lower_bound"])
-        row, kept = (new, groupings) if new["total"] < old["total"] else (old, None)
-        gap = relative_gap(row["total"], bound)
-        status = "optimal" if gap <= self.shared.options.solver.gap else row["status"]
-        merged = {**row, "lower_bound": bound, "gap": gap, "status": status, "seconds": seconds}
-        return merged, kept
+    The cheaper grouping, the higher bound (each try proved its own on the
+    level), the time of both; the status is ``optimal`` once the gap to that
+    bound is within ``gap``.
+
+    Examples
+    --------
+    >>> old = {"total": 105.0, "lower_bound": 100.0, "gap": 0.05, "status": "time_limit",
+    ...        "seconds": 30.0}
+    >>> new = {"total": 101.0, "lower_bound": 99.0, "gap": 0.02, "status": "time_limit",
+    ...        "seconds": 20.0}
+    >>> row, second = merge_tries(old, new, gap=0.01)
+    >>> second, row["total"], row["lower_bound"], round(row["gap"], 4), row["status"]
+    (True, 101.0, 100.0, 0.0099, 'optimal')
+    >>> row["seconds"]
+    50.0
+    """
+    seconds = old["seconds"] + new["seconds"]
+    if new["status"] in EMPTY:
+        return {**old, "seconds": seconds}, False
+    second = new["total"] < old["total"]
+    row = new if second else old
+    bound = max(old["lower_bound"], new["lower_bound"])
+    merged_gap = relative_gap(row["total"], bound)
+    status = "optimal" if merged_gap <= gap else row["status"]
+    merged = {**row, "lower_bound": bound, "gap": merged_gap, "status": status}
+    return {**merged, "seconds": seconds}, second
 
 
 def status_quo(instance: Instance) -> float:

@@ -27,6 +27,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -106,6 +107,7 @@ def completed(
     tasks: Iterable[T],
     options: ExecutorOptions,
     size: int | None = None,
+    then: Callable[[], Iterable[T]] | None = None,
 ) -> Iterator[Results[R]]:
     """Run ``fn(shared, task)`` for every task; iterate ``(index, result)`` as each finishes.
 
@@ -127,16 +129,43 @@ def completed(
         Where to run them.
     size : int, optional
         How many tasks there are, when ``tasks`` has no length (a generator).
+    then : callable, optional
+        A second round: called once every task's result has been read, its
+        tasks run next on the same workers (which keep what the first round
+        left in them), their indices following the first round's.
     """
     count = len(tasks) if size is None and isinstance(tasks, Sized) else size
     if options.kind == "serial" or count == 0:
+        tasks = itertools.chain.from_iterable(_batches(tasks, then))
         yield ((i, fn(shared, task)) for i, task in enumerate(tasks))
     elif options.kind == "processes":
-        with _processes(fn, shared, tasks, worker_count(options, count)) as results:
+        with _processes(fn, shared, tasks, worker_count(options, count), then) as results:
             yield results
     else:
-        with _dask(fn, shared, tasks, options, count) as results:
+        with _dask(fn, shared, tasks, options, count, then) as results:
             yield results
+
+
+def _batches(tasks: Iterable[T], then: Callable[[], Iterable[T]] | None) -> Iterator[Iterable[T]]:
+    """The tasks, then (only once asked for, after them) those of ``then()``."""
+    yield tasks
+    if then is not None:
+        yield then()
+
+
+def _rounds(
+    submit: Callable[[T], Any],
+    done: Callable[[list[Any]], Iterable[Any]],
+    key: Callable[[Any], Any],
+    batches: Iterator[Iterable[T]],
+) -> Results[Any]:
+    """Submit each batch once the one before has finished; yield results as they come."""
+    first = 0
+    for batch in batches:
+        futures = [submit(task) for task in batch]
+        index = {key(f): first + i for i, f in enumerate(futures)}
+        first += len(futures)
+        yield from ((index[key(f)], f.result()) for f in done(futures))
 
 
 def worker_count(options: ExecutorOptions, n_tasks: int | None = None) -> int:
@@ -165,7 +194,11 @@ _SHARED: dict[str, Any] = {}
 
 @contextmanager
 def _processes(
-    fn: Callable[[S, T], R], shared: S, tasks: Iterable[T], workers: int
+    fn: Callable[[S, T], R],
+    shared: S,
+    tasks: Iterable[T],
+    workers: int,
+    then: Callable[[], Iterable[T]] | None = None,
 ) -> Iterator[Results[R]]:
     pool = ProcessPoolExecutor(
         max_workers=workers,
@@ -175,10 +208,11 @@ def _processes(
     )
     finished = False
     try:
-        futures: dict[Future[R], int] = {
-            pool.submit(_run_task, fn, task): i for i, task in enumerate(tasks)
-        }
-        yield ((futures[f], f.result()) for f in as_completed(futures))
+
+        def submit(task: T) -> Future[R]:
+            return pool.submit(_run_task, fn, task)
+
+        yield _rounds(submit, as_completed, lambda f: f, _batches(tasks, then))
         finished = True
     finally:
         if not finished:
@@ -229,6 +263,7 @@ def _dask(
     tasks: Iterable[T],
     options: ExecutorOptions,
     size: int | None,
+    then: Callable[[], Iterable[T]] | None = None,
 ) -> Iterator[Results[R]]:
     from distributed import Client
     from distributed import as_completed as dask_completed
@@ -241,9 +276,12 @@ def _dask(
         futures: list[Any] = []
         try:
             payload = client.submit(_shared, shared, pure=False)
-            futures = [client.submit(fn, payload, task, pure=False) for task in tasks]
-            index = {f.key: i for i, f in enumerate(futures)}
-            yield ((index[f.key], f.result()) for f in dask_completed(futures))
+
+            def submit(task: T) -> Any:
+                futures.append(client.submit(fn, payload, task, pure=False))
+                return futures[-1]
+
+            yield _rounds(submit, dask_completed, lambda f: f.key, _batches(tasks, then))
         finally:
             client.cancel(futures)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import os
 import signal
 import subprocess
@@ -28,6 +29,7 @@ from optimizer.engine import LevelSolver, solve_level
 from optimizer.errors import DataValidationError
 from optimizer.evaluate import evaluate
 from optimizer.results import read_groupings
+from optimizer.schema import load_model
 from optimizer.solve import SolverOptions
 from tests.conftest import CLI_CODE, CliRunner
 from tests.synthetic import write_synthetic
@@ -94,6 +96,43 @@ def test_lowest_early_moves_the_lowest_feasible_level_only() -> None:
     assert curve.lowest_early([9, 8, 7, 6, 5], fewest=7, ahead=1) == [9, 7, 8, 6, 5]
     assert curve.lowest_early([9, 8, 7], fewest=7, ahead=5) == [7, 9, 8]
     assert curve.lowest_early([9, 8, 7], fewest=10, ahead=2) == [9, 8, 7]
+
+
+def test_second_tries_start_levels_above_the_gap_from_the_best_grouping_known(
+    synthetic: Path,
+) -> None:
+    instance = optimizer.load_instance(synthetic, load_model(synthetic / "model.toml"))
+    solver = LevelSolver(instance)
+    for level in (12, 8):
+        solver.solve(level)
+    near = solver.nearby(10)
+    assert near is not None
+    solver.solved[10] = downward_pass(solver, 10, {10})[10]  # the greedy pass's: dearer
+    row = {"total": solver.solved[10].cost, "gap": 1e-3, "status": "time_limit"}
+    tries = curve.second_tries(solver, {10: row}, [12, 10, 8], 1e-4)
+    assert near.cost < row["total"]
+    assert [(k, s.cost) for k, s in tries] == [(10, near.cost)]
+    best = solver.solve(10)
+    tries = curve.second_tries(solver, {10: row}, [10], 1e-4)
+    assert [(k, s.cost) for k, s in tries] == [(10, min(best.objective, near.cost))]
+    for change in ({"gap": 1e-5}, {"status": "no_solution"}):
+        assert curve.second_tries(solver, {10: {**row, **change}}, [10], 1e-4) == []
+
+
+def test_a_level_tried_twice_keeps_the_cheaper_grouping_and_the_higher_bound() -> None:
+    old = {"total": 100.0, "lower_bound": 99.98, "gap": 2e-4, "status": "time_limit",
+           "seconds": 30.0}
+    new = {"total": 100.5, "lower_bound": 99.995, "gap": 5e-3, "status": "time_limit",
+           "seconds": 12.0}
+    row, second = curve.merge_tries(old, new, 1e-4)
+    assert not second and row["total"] == 100.0 and row["lower_bound"] == 99.995
+    assert row["gap"] == pytest.approx(5e-5) and row["status"] == "optimal"
+    assert row["seconds"] == 42.0
+    row, second = curve.merge_tries(old, {**new, "lower_bound": 99.9}, 1e-4)
+    assert not second and row["lower_bound"] == 99.98 and row["status"] == "time_limit"
+    empty = {"status": "no_solution", "seconds": 5.0, "total": math.nan}
+    row, second = curve.merge_tries(old, empty, 1e-4)
+    assert not second and row == {**old, "seconds": 35.0}
 
 
 def test_parse_levels_lists_and_ranges() -> None:

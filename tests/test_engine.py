@@ -609,6 +609,47 @@ def test_a_level_starts_from_the_nearest_level_solved_above_it(
     assert below.objective == pytest.approx(LevelSolver(synthetic, EXACT).solve(8).objective)
 
 
+def test_a_level_also_starts_from_the_nearest_level_solved_below_it(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    solver.solve(8)
+    start = solver.nearby(10)
+    assert start is not None and len(start.open_sites) == 10
+    assert set(solver.solved[8].open_sites) < set(start.open_sites)  # two sites added
+    priced = solver.assigner.cost(start.site, start.mask(solver.st.n_sites))
+    assert start.cost == pytest.approx(priced, rel=1e-12)
+    assert solver.nearby(8 + engine.NEARBY + 1) is None  # too far above
+    solver.solve(12)
+    both = solver.nearby(10)
+    solved = dict(solver.solved)
+    sides = []
+    for level in (8, 12):
+        solver.solved = {level: solved[level]}
+        side = solver.nearby(10)
+        assert side is not None
+        sides.append(side.cost)
+    assert both is not None and both.cost == min(sides) and sides[0] != sides[1]
+    solver.solved = {8: solved[8]}
+    handed: list[float] = []
+    spy(monkeypatch, solver, "_benders", lambda k, best, *a: handed.append(best.cost))
+    result = solver.solve(10)
+    assert handed == [pytest.approx(start.cost, rel=1e-12)]
+    assert result.objective == pytest.approx(LevelSolver(synthetic, EXACT).solve(10).objective)
+
+
+def test_a_groupings_table_gives_back_the_grouping_it_came_from(
+    synthetic: optimizer.Instance,
+) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    result = solver.solve(9)
+    again = solver.assignment(result.groupings)
+    assert np.array_equal(again.site, solver.solved[9].site)
+    assert again.cost == pytest.approx(result.objective, rel=1e-9)
+    with pytest.raises(ValueError, match="not a groupings table"):
+        solver.assignment(result.groupings.iloc[::-1])
+
+
 @pytest.mark.parametrize("sites, first", [(0, "polish"), (10**6, "rens")])
 def test_swaps_run_before_rens_when_the_lp_leaves_many_agencies_fractional(
     synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch, sites: int, first: str

@@ -84,6 +84,24 @@ def test_tasks_may_come_from_a_generator(kind: str, cluster: LocalCluster) -> No
     assert got == {i: 3**i for i in range(7)} and drawn == list(range(7))
 
 
+@pytest.mark.parametrize("kind", ["serial", "processes", "dask"])
+def test_a_second_round_is_drawn_once_the_first_is_read(kind: str, cluster: LocalCluster) -> None:
+    address = cluster.scheduler_address if kind == "dask" else None
+    options = ExecutorOptions(kind, workers=2, scheduler=address)
+    read: list[int] = []
+
+    def then() -> list[int]:
+        assert sorted(read) == [3**i for i in range(5)]
+        return [10 + i for i in range(3)]
+
+    with completed(operator.pow, 3, list(range(5)), options, then=then) as results:
+        got = {}
+        for i, value in results:
+            read.append(value)
+            got[i] = value
+    assert got == {**{i: 3**i for i in range(5)}, **{5 + i: 3 ** (10 + i) for i in range(3)}}
+
+
 @pytest.mark.parametrize("kind", ["processes", "dask"])
 def test_a_task_error_reaches_the_caller(kind: str, cluster: LocalCluster) -> None:
     address = cluster.scheduler_address if kind == "dask" else None

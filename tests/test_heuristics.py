@@ -51,6 +51,52 @@ def test_swap_estimates_are_exact_without_bands_or_desks() -> None:
             assert abs(delta[opening, column] - (found.cost - current.cost)) < 1e-6
 
 
+def test_opening_estimates_are_exact_without_bands_or_desks() -> None:
+    instance, _ = orlib.read_pmed(PMED1)
+    assigner = assigner_of(instance)
+    current = start(assigner, [3, 17, 40, 61, 88])
+    mask = current.mask(assigner.st.n_sites)
+    banned = np.zeros_like(mask)
+    banned[50] = True
+    delta = assigner.opening_deltas(current, mask, banned)
+    assert np.isinf(delta[mask | banned]).all()
+    for opening in np.flatnonzero(~mask & ~banned):
+        trial = mask.copy()
+        trial[opening] = True
+        found = assigner.assign(trial)
+        assert found is not None
+        assert abs(delta[opening] - (found.cost - current.cost)) < 1e-6
+
+
+def test_add_site_keeps_the_cheapest_of_the_best_estimated_openings() -> None:
+    """uk-councils at 190 sites (bands and desks: the estimates are not exact)."""
+    instance = optimizer.load("uk-councils")
+    assigner = assigner_of(instance)
+    st = assigner.st
+    banned = never_open(st)
+    current = assigner.assign(~banned)
+    assert current is not None
+    mask = current.mask(st.n_sites)
+    while mask.sum() > 190:
+        step = heuristics.drop_site(assigner, current, mask, st.must_open)
+        assert step is not None
+        current, mask = step
+    added = heuristics.add_site(assigner, current, mask, banned)
+    assert added is not None
+    grouping, opened = added
+    assert opened.sum() == 191 and (opened >= mask).all()
+    costs = []
+    deltas = assigner.opening_deltas(current, mask, banned)
+    for site in np.argsort(deltas, kind="stable")[: heuristics.DROP_TRIES]:
+        assert np.isfinite(deltas[site])
+        trial = mask.copy()
+        trial[site] = True
+        found = assigner.assign(trial, current.site)
+        assert found is not None
+        costs.append(found.cost)
+    assert grouping.cost == min(costs) and min(costs) < costs[0]
+
+
 def test_locked_and_banned_sites_never_move() -> None:
     instance, _ = orlib.read_pmed(PMED1)
     assigner = assigner_of(instance)
