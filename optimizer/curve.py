@@ -10,8 +10,8 @@ cut found at the levels before) until the proven gap is within ``gap``.
 Neither convexity of the curve nor nesting of groupings across levels is
 assumed: each level is solved on its own, the other levels only supply
 starting points. Once every level is done, a level the time limit left above
-the gap is solved once more, from the best grouping its finished neighbours
-above and below then give (:func:`second_tries`).
+the gap is solved once more, from the cheaper of its own grouping and the
+one its finished neighbours above and below give (:func:`second_tries`).
 
 Every finished level is written atomically as it completes; a run can be
 interrupted and resumed in its folder (``resume=True``), which refuses when
@@ -553,11 +553,17 @@ def _level_task(
 
 
 def _persist(out: Path, row: dict[str, Any], groupings: pd.DataFrame | None) -> None:
-    """Write a finished level: its grouping first, then its row (which marks it done)."""
+    """Write a finished level: its grouping first, then its row (which marks it done).
+
+    A level written before (its first try) is unmarked first, so a run
+    stopped between the two writes never pairs a row with another grouping.
+    """
     level = row["level"]
+    marker = out / "levels" / f"level-{level}.json"
     if groupings is not None:
+        marker.unlink(missing_ok=True)
         write_groupings(out / "groupings" / f"level-{level}.csv", groupings)
-    write_json(out / "levels" / f"level-{level}.json", row)
+    write_json(marker, row)
 
 
 def curve_row(

@@ -357,16 +357,25 @@ class LevelSolver:
         return current
 
     def assignment(self, table: pd.DataFrame) -> Assignment:
-        """The grouping of a result's ``groupings`` table, as this solver's heuristics hold it.
+        """The grouping of a ``groupings`` table of this instance, as the heuristics hold it.
 
-        ``table`` is one this solver's instance gave (:class:`SolveResult`),
-        one row per client in order; sites forced open stay open.
+        One row per (body, category) with spend, in any order (a
+        :class:`SolveResult`'s, or one read back from a run folder); sites
+        forced open stay open.
         """
-        site = self.instance.sites.index.get_indexer(pd.Index(table["site_id"]))
-        bodies = self.instance.bodies.index.to_numpy()[self.st.client_body]
-        if len(site) != self.st.n_clients or (site < 0).any() or (table["body_id"] != bodies).any():
-            raise ValueError("not a groupings table of this instance, in its order")
-        mask = self.st.must_open
+        st = self.st
+        clients = pd.MultiIndex.from_arrays(
+            [
+                self.instance.bodies.index.to_numpy()[st.client_body],
+                np.array(self.instance.categories)[st.client_cat],
+            ]
+        )
+        rows = pd.MultiIndex.from_frame(table[["body_id", "category"]]).get_indexer(clients)
+        sites = self.instance.sites.index.get_indexer(pd.Index(table["site_id"]))
+        if len(table) != st.n_clients or (rows < 0).any() or (sites < 0).any():
+            raise ValueError("not a groupings table of this instance")
+        site = sites[rows]
+        mask = st.must_open
         mask[site] = True
         return Assignment(site, self.assigner.cost(site, mask), np.flatnonzero(mask))
 

@@ -135,6 +135,20 @@ def test_a_level_tried_twice_keeps_the_cheaper_grouping_and_the_higher_bound() -
     assert not second and row == {**old, "seconds": 35.0}
 
 
+def test_a_second_try_unmarks_its_level_before_writing_its_grouping(tmp_path: Path) -> None:
+    """A run stopped mid-write leaves the level to be solved again, never a row beside
+    another try's grouping."""
+    toy = optimizer.load("toy")
+    out = tmp_path / "run"
+    consolidation_curve(toy, CurveOptions(levels=(4,)), out)
+    row = json.loads((out / "levels" / "level-4.json").read_text())
+    broken = pd.DataFrame({"body_id": ["b1"]})  # no category or site: the write fails
+    with pytest.raises(KeyError):
+        curve._persist(out, {**row, "total": row["total"] - 1.0}, broken)
+    assert not (out / "levels" / "level-4.json").exists()
+    assert 4 not in curve._finished(out, [4])
+
+
 def test_parse_levels_lists_and_ranges() -> None:
     assert parse_levels("380,200,100..98,50", 382) == [380, 200, 100, 99, 98, 50]
     assert parse_levels("all", 10) == [10, 9, 8, 7, 6, 5, 4]

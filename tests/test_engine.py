@@ -646,8 +646,10 @@ def test_a_groupings_table_gives_back_the_grouping_it_came_from(
     again = solver.assignment(result.groupings)
     assert np.array_equal(again.site, solver.solved[9].site)
     assert again.cost == pytest.approx(result.objective, rel=1e-9)
+    shuffled = result.groupings.sample(frac=1.0, random_state=0)
+    assert np.array_equal(solver.assignment(shuffled).site, again.site)
     with pytest.raises(ValueError, match="not a groupings table"):
-        solver.assignment(result.groupings.iloc[::-1])
+        solver.assignment(result.groupings.iloc[1:])
 
 
 @pytest.mark.parametrize("sites, first", [(0, "polish"), (10**6, "rens")])
