@@ -9,10 +9,11 @@ total falls. The cost is MODEL.md's, computed from dense per-category arrays
 
 The same arrays give, for every open site at once, an estimate of what
 closing it costs (its clients move to their next-best agency; its fixed and
-desk costs are saved), and for every (open, close) pair what the swap
-changes: the moves of the greedy drop and swap searches of Resende &
-Werneck (2007). Marginal rates miss one thing: many agencies each just past
-a band edge cost more than a few far past it. :meth:`Assigner.refine`
+desk costs are saved), for every closed site what opening it gains, and for
+every (open, close) pair what the swap changes: the moves of the greedy
+drop, add and swap searches of Resende & Werneck (2007). Marginal rates
+miss one thing: many agencies each just past a band edge cost more than a
+few far past it. :meth:`Assigner.refine`
 handles that with the open sites fixed, as a facility location problem over
 each category's band copies.
 """
