@@ -13,9 +13,8 @@ desk costs are saved), for every closed site what opening it gains, and for
 every (open, close) pair what the swap changes: the moves of the greedy
 drop, add and swap searches of Resende & Werneck (2007). Marginal rates
 miss one thing: many agencies each just past a band edge cost more than a
-few far past it. :meth:`Assigner.refine`
-handles that with the open sites fixed, as a facility location problem over
-each category's band copies.
+few far past it. :meth:`Assigner.refine` handles that with the open sites
+fixed, as a facility location problem over each category's band copies.
 """
 
 from __future__ import annotations
