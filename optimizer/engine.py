@@ -325,8 +325,8 @@ class LevelSolver:
         (:func:`optimizer.heuristics.drop_site`); the one below has sites
         added, each the one whose opening gains most
         (:func:`optimizer.heuristics.add_site`). None when no such level was
-        solved or a drop fails (every open site the last reach of some
-        client).
+        solved or each walk fails (a drop fails once every open site is the
+        last reach of some client).
 
         A level's optimum with a site dropped is often within the gap of
         the next level's bound before any MIP runs: on uk-councils, levels
