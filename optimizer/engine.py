@@ -287,9 +287,19 @@ class LevelSolver:
         self.prepared = clock() - began
 
     def solve(
-        self, level: int | None, start: Assignment | None = None, time_limit: float | None = None
+        self,
+        level: int | None,
+        start: Assignment | None = None,
+        time_limit: float | None = None,
+        afresh: bool = False,
     ) -> SolveResult:
-        """Solve one level, warm-started from ``start``; raise InfeasibleError if none exists."""
+        """Solve one level, warm-started from ``start``; raise InfeasibleError if none exists.
+
+        Unless ``afresh``, the start is the better of ``start`` and the
+        nearest levels solved before (:meth:`nearby`); ``afresh`` with no
+        start, the level starts from its LP's rounding, as a level solved
+        alone does (the cuts of the levels before are kept either way).
+        """
         began = clock()
         limit = self.options.time_limit if time_limit is None else time_limit
         precheck(self.instance, level, self.opened, self.closed)
@@ -309,7 +319,8 @@ class LevelSolver:
         if self.compact:
             found = self._compact(level, limit, began)
         else:
-            found = self._benders(level, better(start, self.nearby(level)), limit, began)
+            given = start if afresh else better(start, self.nearby(level))
+            found = self._benders(level, given, limit, began)
         best, bound, status, stats = found
         if best is not None and level is not None:
             self.solved[level] = best

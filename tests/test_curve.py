@@ -69,12 +69,13 @@ def test_level_tasks_come_as_the_downward_pass_reaches_them(
 
     monkeypatch.setattr(curve, "drop_site", counted)
     tasks = curve.level_tasks(solver, levels)
-    first, start = next(tasks)
-    assert first == 100 and start is not None and not drops  # before the pass goes down
+    first = next(tasks)
+    assert first.level == 100 and first.start is not None and not drops  # before the pass
     rest = list(tasks)
-    assert [k for k, _ in rest] == [60, 30, 10, 3] and len(drops) >= 97
-    for k, grouping in [(first, start), *rest]:
+    assert [t.level for t in rest] == [60, 30, 10, 3] and len(drops) >= 97
+    for k, grouping, afresh in [first, *rest]:
         assert grouping is not None and grouping.cost == pytest.approx(expected[k].cost)
+        assert not afresh
     assert list(curve.level_tasks(solver, [])) == []
 
 
@@ -82,13 +83,13 @@ def test_level_tasks_hand_out_the_lowest_level_ahead_of_the_last_ones() -> None:
     solver = LevelSolver(orlib.read_pmed(PMED1)[0])
     levels = [150, 100, 60, 30, 10, 3, 1]
     tasks = list(curve.level_tasks(solver, levels, ahead=2))
-    assert [k for k, _ in tasks] == [150, 100, 60, 30, 1, 10, 3]  # every level is feasible
-    starts = dict(tasks)
+    assert [t.level for t in tasks] == [150, 100, 60, 30, 1, 10, 3]  # every level is feasible
+    starts = {t.level: t.start for t in tasks}
     assert starts[150] is None  # above the 100 sites: the pass never reaches it
     expected = downward_pass(solver, 1, set(levels))
     for k in (100, 60, 30, 10, 3, 1):
         assert starts[k] is not None and starts[k].cost == pytest.approx(expected[k].cost)
-    plain = [k for k, _ in curve.level_tasks(solver, levels)]
+    plain = [t.level for t in curve.level_tasks(solver, levels)]
     assert plain == levels
 
 
@@ -98,8 +99,8 @@ def test_lowest_early_moves_the_lowest_feasible_level_only() -> None:
     assert curve.lowest_early([9, 8, 7], fewest=10, ahead=2) == [9, 8, 7]
 
 
-def test_second_tries_start_levels_above_the_gap_from_the_best_grouping_known(
-    synthetic: Path,
+def test_second_tries_start_from_the_neighbours_when_cheaper_else_afresh(
+    synthetic: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     instance = optimizer.load_instance(synthetic, load_model(synthetic / "model.toml"))
     solver = LevelSolver(instance)
@@ -111,12 +112,25 @@ def test_second_tries_start_levels_above_the_gap_from_the_best_grouping_known(
     row = {"total": solver.solved[10].cost, "gap": 1e-3, "status": "time_limit"}
     tries = curve.second_tries(solver, {10: row}, [12, 10, 8], 1e-4)
     assert near.cost < row["total"]
-    assert [(k, s.cost) for k, s in tries] == [(10, near.cost)]
-    best = solver.solve(10)
+    assert [(t.level, t.start.cost if t.start else None, t.afresh) for t in tries] == [
+        (10, near.cost, False)
+    ]
+    solver.solve(10)  # its own grouping is now no dearer than the neighbours'
     tries = curve.second_tries(solver, {10: row}, [10], 1e-4)
-    assert [(k, s.cost) for k, s in tries] == [(10, min(best.objective, near.cost))]
+    assert tries == [curve.LevelTask(10, None, afresh=True)]
     for change in ({"gap": 1e-5}, {"status": "no_solution"}):
         assert curve.second_tries(solver, {10: {**row, **change}}, [10], 1e-4) == []
+    handed: list[object] = []
+    real = solver._benders
+
+    def noted(level: int, start: object, *args: object) -> object:
+        handed.append(start)
+        return real(level, start, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(solver, "_benders", noted)
+    solver.solve(10, None, afresh=True)
+    solver.solve(10)
+    assert handed[0] is None and handed[1] is not None  # afresh: no start from level 12 or 8
 
 
 def test_a_level_tried_twice_keeps_the_cheaper_grouping_and_the_higher_bound() -> None:
