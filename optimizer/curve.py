@@ -380,8 +380,8 @@ def merge_tries(
     bound = max(old["lower_bound"], new["lower_bound"])
     merged_gap = relative_gap(row["total"], bound)
     status = "optimal" if merged_gap <= gap else row["status"]
-    merged = {**row, "lower_bound": bound, "gap": merged_gap, "status": status}
-    return {**merged, "seconds": seconds}, second
+    merged = {**row, "lower_bound": bound, "gap": merged_gap, "status": status, "seconds": seconds}
+    return merged, second
 
 
 def status_quo(instance: Instance) -> float:
@@ -403,9 +403,7 @@ def status_quo(instance: Instance) -> float:
     return evaluate(instance, grouping).total
 
 
-def level_tasks(
-    solver: LevelSolver, levels: list[int], ahead: int = 0
-) -> Iterator[LevelTask]:
+def level_tasks(solver: LevelSolver, levels: list[int], ahead: int = 0) -> Iterator[LevelTask]:
     """Each level (most agencies first) with its start, as the downward pass reaches it.
 
     A generator: the workers start on the first levels while the pass goes
@@ -552,9 +550,7 @@ class _Levels:
         self._local = threading.local()
 
 
-def _level_task(
-    shared: _Levels, task: LevelTask
-) -> tuple[dict[str, Any], pd.DataFrame | None]:
+def _level_task(shared: _Levels, task: LevelTask) -> tuple[dict[str, Any], pd.DataFrame | None]:
     """Solve one level from its incumbent: its row, and its grouping when there is one."""
     level = task.level
     began = clock()

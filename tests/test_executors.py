@@ -35,6 +35,12 @@ def cluster() -> Iterator[LocalCluster]:
         yield running
 
 
+def two_workers(kind: str, cluster: LocalCluster) -> ExecutorOptions:
+    """Two workers of ``kind``; for dask, those of the module's cluster."""
+    address = cluster.scheduler_address if kind == "dask" else None
+    return ExecutorOptions(kind, workers=2, scheduler=address)
+
+
 @pytest.mark.parametrize(
     ("kind", "workers", "scheduler", "message"),
     [
@@ -61,8 +67,7 @@ def test_a_scheduler_address_alone_means_dask() -> None:
 
 @pytest.mark.parametrize("kind", ["serial", "processes", "dask"])
 def test_every_task_returns_once_with_its_index(kind: str, cluster: LocalCluster) -> None:
-    address = cluster.scheduler_address if kind == "dask" else None
-    options = ExecutorOptions(kind, workers=2, scheduler=address)
+    options = two_workers(kind, cluster)
     with completed(operator.pow, 3, list(range(7)), options) as results:
         got = dict(results)
     assert got == {i: 3**i for i in range(7)}
@@ -70,8 +75,7 @@ def test_every_task_returns_once_with_its_index(kind: str, cluster: LocalCluster
 
 @pytest.mark.parametrize("kind", ["serial", "processes", "dask"])
 def test_tasks_may_come_from_a_generator(kind: str, cluster: LocalCluster) -> None:
-    address = cluster.scheduler_address if kind == "dask" else None
-    options = ExecutorOptions(kind, workers=2, scheduler=address)
+    options = two_workers(kind, cluster)
     drawn: list[int] = []
 
     def tasks() -> Iterator[int]:
@@ -86,8 +90,7 @@ def test_tasks_may_come_from_a_generator(kind: str, cluster: LocalCluster) -> No
 
 @pytest.mark.parametrize("kind", ["serial", "processes", "dask"])
 def test_a_second_round_is_drawn_once_the_first_is_read(kind: str, cluster: LocalCluster) -> None:
-    address = cluster.scheduler_address if kind == "dask" else None
-    options = ExecutorOptions(kind, workers=2, scheduler=address)
+    options = two_workers(kind, cluster)
     read: list[int] = []
 
     def then() -> list[int]:
@@ -104,8 +107,7 @@ def test_a_second_round_is_drawn_once_the_first_is_read(kind: str, cluster: Loca
 
 @pytest.mark.parametrize("kind", ["processes", "dask"])
 def test_a_task_error_reaches_the_caller(kind: str, cluster: LocalCluster) -> None:
-    address = cluster.scheduler_address if kind == "dask" else None
-    options = ExecutorOptions(kind, workers=2, scheduler=address)
+    options = two_workers(kind, cluster)
     with (
         pytest.raises(ZeroDivisionError),
         completed(operator.truediv, 1.0, [2.0, 0.0], options) as results,
