@@ -16,6 +16,12 @@ again: on OR-Library pmed38 (p = 5), two MIPs of about 30 s each against
 57 nodes in about 16 s. And it keeps to its time limit: HiGHS's root heuristics do not look
 at the clock (on uk-councils at level 237, a MIP given 14.7 s took 76 s).
 
+A child's LP starts from its parent's last basis (``snapshot`` and
+``restore`` of the backend, rows named by id, since cuts come and go
+between the two): best-first jumps across the tree, and from the basis the
+last node left, HiGHS took a median 588 simplex iterations a node on
+OR-Library pmed36 against 235 from the parent's.
+
 Branching is by pseudo-costs (the LP's rise per unit of change seen on
 each column so far, up and down; the product of the two expected rises
 decides), falling back on the most fractional column until a column has
@@ -34,7 +40,7 @@ import numpy as np
 
 from optimizer.formulation import TOLERANCE, Rows
 from optimizer.heuristics import better
-from optimizer.solve import clock
+from optimizer.solve import Snapshot, clock
 
 NODE_ROUNDS = 100  # cut rounds at most per node
 SCORE_FLOOR = 1e-6  # of an expected rise, so a zero on one side does not erase the other
@@ -51,6 +57,7 @@ class Node:
     order: int
     fixed: tuple[tuple[int, float], ...] = field(compare=False)
     change: float = field(compare=False, default=0.0)  # the last fixed column's move
+    basis: Snapshot | None = field(compare=False, default=None)  # the parent's last LP basis
 
 
 @dataclass
@@ -140,6 +147,7 @@ class BranchAndCut:
         for at, value in node.fixed:
             lo[at] = hi[at] = value
         self.master.set_col_bounds(self.cols, lo, hi)
+        self.master.restore(node.basis)
         solved = self._cut_loop(node, found, deadline)
         if solved is None:
             return [node] if clock() >= deadline else []
@@ -154,8 +162,11 @@ class BranchAndCut:
         if integral or (found.best is not None and _within(found.best.cost, value, self.gap)):
             found.floor = min(found.floor, value)  # pruned (or cut NODE_ROUNDS times, unpriced)
             return []
-        at = self._pick(point, free)
-        return [self._child(node, value, point, at, 1.0), self._child(node, value, point, at, 0.0)]
+        at, basis = self._pick(point, free), self.master.snapshot()
+        return [
+            self._child(node, value, point, at, 1.0, basis),
+            self._child(node, value, point, at, 0.0, basis),
+        ]
 
     def _cut_loop(
         self, node: Node, found: Search, deadline: float
@@ -211,10 +222,18 @@ class BranchAndCut:
         mean = self.gain[side] / np.maximum(self.seen[side], 1)
         return np.where(seen, mean, mean[seen].mean())
 
-    def _child(self, node: Node, value: float, point: np.ndarray, at: int, side: float) -> Node:
+    def _child(
+        self,
+        node: Node,
+        value: float,
+        point: np.ndarray,
+        at: int,
+        side: float,
+        basis: Snapshot | None,
+    ) -> Node:
         self.order += 1
         change = 1.0 - point[at] if side > 0.5 else point[at]
-        return Node(value, self.order, (*node.fixed, (at, side)), float(change))
+        return Node(value, self.order, (*node.fixed, (at, side)), float(change), basis)
 
 
 def _fractional(point: np.ndarray, free: np.ndarray) -> np.ndarray:

@@ -66,6 +66,19 @@ class Outcome:
     others: tuple[np.ndarray, ...] = ()
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """An LP basis that outlives row changes: column statuses, and the nonbasic rows by id."""
+
+    col_status: np.ndarray
+    row_ids: np.ndarray
+    row_status: np.ndarray
+
+
+STATUSES = tuple(highspy.HighsBasisStatus(s) for s in range(5))
+BASIC = int(highspy.HighsBasisStatus.kBasic)
+
+
 class HighsBackend:
     """A model held in HiGHS; rows can be added and the model re-solved.
 
@@ -90,6 +103,7 @@ class HighsBackend:
         self.ran = False
         self.changed = False  # rows or integrality changed since the last solve
         self.idle = np.zeros(model.matrix.shape[0], dtype=int)
+        self.row_ids = np.arange(model.matrix.shape[0])  # rows keep their id when others go
         self.lp_basis: tuple[list[Any], list[Any]] | None = None
         lp = highspy.HighsLp()
         csc = model.matrix.tocsc()
@@ -115,6 +129,8 @@ class HighsBackend:
             return
         self.changed = True
         self.idle = np.r_[self.idle, np.zeros(len(rows), dtype=int)]
+        first = int(self.row_ids[-1]) + 1 if len(self.row_ids) else 0
+        self.row_ids = np.r_[self.row_ids, np.arange(first, first + len(rows))]
         if self.lp_basis is not None:
             self.lp_basis[1].extend([highspy.HighsBasisStatus.kBasic] * len(rows))
         csr = rows.csr(len(self.integer))
@@ -168,6 +184,7 @@ class HighsBackend:
             self.changed = True
             self.h.deleteRows(len(rows), rows)
             self.idle = np.delete(self.idle, rows)
+            self.row_ids = np.delete(self.row_ids, rows)
             self._drop_basis_rows(rows)
         return len(rows)
 
@@ -188,6 +205,40 @@ class HighsBackend:
         if solution.dual_valid:
             priced = np.abs(np.array(solution.row_dual)) > 1e-9
             self.idle = np.where(priced, 0, self.idle + 1)
+
+    def snapshot(self) -> Snapshot | None:
+        """The last LP's basis, its rows named by id (rows come and go), or None if none."""
+        basis = self.h.getBasis()
+        if self.mip or not basis.valid:
+            return None
+        rows = np.array([int(s) for s in basis.row_status], dtype=np.int8)
+        nonbasic = np.flatnonzero(rows != BASIC)
+        return Snapshot(
+            np.array([int(s) for s in basis.col_status], dtype=np.int8),
+            self.row_ids[nonbasic],
+            rows[nonbasic],
+        )
+
+    def restore(self, snapshot: Snapshot | None) -> None:
+        """Start the next LP from a :meth:`snapshot`; rows added since are basic.
+
+        A row the snapshot held nonbasic may have been deleted since; the
+        basis then lacks a basic column and HiGHS completes it (an alien
+        basis).
+        """
+        if snapshot is None or self.mip:
+            return
+        rows = np.full(len(self.row_ids), BASIC, dtype=np.int8)
+        at = np.searchsorted(self.row_ids, snapshot.row_ids)
+        found = at < len(self.row_ids)
+        found[found] = self.row_ids[at[found]] == snapshot.row_ids[found]
+        rows[at[found]] = snapshot.row_status[found]
+        basis = highspy.HighsBasis()
+        basis.col_status = [STATUSES[s] for s in snapshot.col_status.tolist()]
+        basis.row_status = [STATUSES[s] for s in rows.tolist()]
+        basis.valid = True
+        basis.alien = not found.all()
+        self.h.setBasis(basis)
 
     def reduced_costs(self) -> np.ndarray | None:
         """The last LP's reduced costs (column duals), or None if it has none."""
@@ -399,6 +450,13 @@ class PulpBackend:
     def col_bounds(self, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The current bounds of some columns."""
         return self.model.lower[cols].copy(), self.model.upper[cols].copy()
+
+    def snapshot(self) -> None:
+        """Not read through pulp: None."""
+        return None
+
+    def restore(self, snapshot: Snapshot | None) -> None:
+        """Nothing to restore: pulp solves from scratch."""
 
     def row_dual(self, row: int) -> float | None:
         """Not read through pulp: None."""

@@ -404,6 +404,34 @@ def test_drop_slack_keeps_the_lp_optimum_and_its_basis() -> None:
     assert solver.h.getInfo().simplex_iteration_count == 0  # warm: the basis survived
 
 
+def test_a_snapshot_restores_its_basis_by_row_id_after_rows_come_and_go() -> None:
+    """Cuts x + y <= 5 (slack) and y <= 0.5 (binding); the optimum is x = 1, y = 0.5."""
+    solver = _two_column_master(([0, 1], 5.0), ([1], 0.5))
+    assert solver.solve(None).objective == pytest.approx(-2.0)
+    snapshot = solver.snapshot()
+    assert snapshot is not None
+    assert solver.drop_slack(1) == 1  # the slack cut goes: the binding one moves up a row
+    solver.set_col_bounds(np.array([1]), np.zeros(1), np.zeros(1))  # y = 0: another basis
+    assert solver.solve(None).objective == pytest.approx(-1.0)
+    solver.set_col_bounds(np.array([1]), np.zeros(1), np.ones(1))
+    late = Rows()
+    late.add(np.array([0]), np.ones(1), -np.inf, 3.0)  # slack at the optimum
+    solver.add_rows(late)
+    solver.restore(snapshot)
+    assert solver.solve(None).objective == pytest.approx(-2.0)
+    assert solver.h.getInfo().simplex_iteration_count == 0  # the binding cut found by its id
+
+
+def test_a_snapshot_whose_binding_row_was_deleted_still_starts_an_lp() -> None:
+    """Both cuts bind at the snapshot (x <= 0.6, y <= 0.5); one goes, the LP still solves."""
+    solver = _two_column_master(([0], 0.6), ([1], 0.5))
+    assert solver.solve(None).objective == pytest.approx(-1.6)
+    snapshot = solver.snapshot()
+    solver._delete_rows(np.array([2]))  # a binding row: the basis lacks a basic variable
+    solver.restore(snapshot)
+    assert solver.solve(None).objective == pytest.approx(-2.5)  # x = 0.5, y = 1
+
+
 def test_an_lp_after_a_mip_starts_from_the_last_lp_basis() -> None:
     """A MIP leaves no basis; the LP after it must not start cold (cuts added meanwhile)."""
     rng = np.random.default_rng(5)

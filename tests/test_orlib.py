@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from optimizer import evaluate, orlib
-from optimizer.engine import SolveResult, solve_level
+from optimizer.engine import LevelSolver, SolveResult, solve_level
 from optimizer.instance import Instance
 from optimizer.solve import SolverOptions
 
@@ -151,10 +151,13 @@ def test_pmed_optimum_highs(name: str) -> None:
     assert instance.distances[:, opened].min(axis=1).sum() == pytest.approx(ours, abs=1e-6)
 
 
-def test_pmed6_is_proven_by_branch_and_cut() -> None:
-    """p = 5 of 200: the LP is fractional, and RENS and swaps leave a gap that branching closes."""
+def test_pmed6_is_proven_by_branch_and_cut_without_rens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """p = 5 of 200: the LP opens no median outright, so RENS is skipped; branching proves it."""
     instance, p = orlib.read_pmed(ROOT / "pmed" / "pmed6.txt")
-    result = solve(instance, p, PMED_TOLERANCE)
+    options = SolverOptions(time_limit=TIME_LIMIT, gap=orlib.gap_for(instance, PMED_TOLERANCE))
+    solver = LevelSolver(instance, options)
+    monkeypatch.setattr(solver, "rens", lambda *args: pytest.fail("RENS ran"))
+    result = solver.solve(p)
     check_engine_result(result, instance)
     assert result.status == "optimal" and result.nodes > 1
     assert result.summary()["nodes"] == result.nodes
