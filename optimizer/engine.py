@@ -523,10 +523,10 @@ class LevelSolver:
         with all of the LP's gap to close, and it proves nothing for the
         level. On OR-Library p-median instances with 5 or 10 medians (LP
         bounds 0.3% to 1% below the optimum, every open share fractional),
-        RENS ran out of time without a better grouping in most; without it,
-        14 of them took 151.7 s in all instead of 238.7 s (pmed36: 65 s,
-        not 90 s). On uk-councils the LP opens 24 to 269 agencies outright
-        at the default levels.
+        RENS ran out of time without a better grouping in most; skipping it,
+        pmed22, 26, 35, 38 and 39 took 5 to 21 s each instead of 10 to 39 s,
+        and pmed36 65 s instead of 85 s (one run each). On uk-councils the
+        LP opens 24 to 269 agencies outright at the default levels.
         """
         if self.last_lp is None or relative_gap(cost, bound) <= self.options.gap:
             return False
