@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optimizer import evaluate, orlib
+import optimizer
+from optimizer import engine, evaluate, orlib
 from optimizer.engine import LevelSolver, SolveResult, solve_level
 from optimizer.instance import Instance
 from optimizer.solve import SolverOptions
@@ -202,3 +203,22 @@ def test_uncapacitated_warehouse_optimum(name: str) -> None:
     ours = orlib.orlib_objective(result, instance)
     published = orlib.optima("uncap", root=ROOT)["optimum"].astype(float)[name]
     assert math.isclose(ours, published, abs_tol=0.01)
+
+
+def test_swaps_widen_only_where_agencies_can_change_band(monkeypatch: pytest.MonkeyPatch) -> None:
+    """p-median has one band (the estimates are exact); the toy model has discount bands."""
+    widened: list[bool] = []
+    real = engine.swap_search
+
+    def spy(*args: object, widen: bool = False, **kwargs: object) -> object:
+        widened.append(widen)
+        return real(*args, widen=widen, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine, "swap_search", spy)
+    instance, _ = orlib.read_pmed(ROOT / "pmed" / "pmed1.txt")
+    for data in (instance, optimizer.load("toy")):
+        solver = LevelSolver(data)
+        start = solver.cover(3)
+        assert start is not None
+        solver.polish(start, math.inf)
+    assert widened == [False, True]
