@@ -104,6 +104,7 @@ class HighsBackend:
         self.changed = False  # rows or integrality changed since the last solve
         self.idle = np.zeros(model.matrix.shape[0], dtype=int)
         self.row_ids = np.arange(model.matrix.shape[0])  # rows keep their id when others go
+        self.next_id = model.matrix.shape[0]  # ids are never reused
         self.lp_basis: tuple[list[Any], list[Any]] | None = None
         lp = highspy.HighsLp()
         csc = model.matrix.tocsc()
@@ -129,8 +130,8 @@ class HighsBackend:
             return
         self.changed = True
         self.idle = np.r_[self.idle, np.zeros(len(rows), dtype=int)]
-        first = int(self.row_ids[-1]) + 1 if len(self.row_ids) else 0
-        self.row_ids = np.r_[self.row_ids, np.arange(first, first + len(rows))]
+        self.row_ids = np.r_[self.row_ids, np.arange(self.next_id, self.next_id + len(rows))]
+        self.next_id += len(rows)
         if self.lp_basis is not None:
             self.lp_basis[1].extend([highspy.HighsBasisStatus.kBasic] * len(rows))
         csr = rows.csr(len(self.integer))

@@ -430,6 +430,10 @@ def test_a_snapshot_whose_binding_row_was_deleted_still_starts_an_lp() -> None:
     solver._delete_rows(np.array([2]))  # a binding row: the basis lacks a basic variable
     solver.restore(snapshot)
     assert solver.solve(None).objective == pytest.approx(-2.5)  # x = 0.5, y = 1
+    late = Rows()
+    late.add(np.array([0]), np.ones(1), -np.inf, 3.0)
+    solver.add_rows(late)
+    assert solver.row_ids.tolist() == [0, 1, 3]  # the deleted row's id is not reused
 
 
 def test_an_lp_after_a_mip_starts_from_the_last_lp_basis() -> None:
