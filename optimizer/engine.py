@@ -532,7 +532,8 @@ class LevelSolver:
         if self.last_lp is None or relative_gap(cost, bound) <= self.options.gap:
             return False
         opened = self.last_lp[1][: self.st.n_sites] >= 1.0 - TOLERANCE
-        return bool((opened & ~(self.st.must_open | self.st.fixed_open)).any())
+        forced, _ = self.swap_limits()
+        return bool((opened & ~forced).any())
 
     def _undecided(self) -> int:
         """How many agencies the last LP leaves fractional (RENS's MIP chooses among them)."""

@@ -209,8 +209,10 @@ class HighsBackend:
 
     def snapshot(self) -> Snapshot | None:
         """The last LP's basis, its rows named by id (rows come and go), or None if none."""
+        if self.mip:
+            return None
         basis = self.h.getBasis()
-        if self.mip or not basis.valid:
+        if not basis.valid:
             return None
         rows = np.array([int(s) for s in basis.row_status], dtype=np.int8)
         nonbasic = np.flatnonzero(rows != BASIC)

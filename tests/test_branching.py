@@ -23,22 +23,30 @@ class Pack:
     items: tuple[int, ...]
 
 
-def _search(gap: float = 0.0) -> tuple[BranchAndCut, HighsBackend, np.ndarray, float]:
-    """The knapsack's LP, a search over its items, their values, and HiGHS's own MIP optimum."""
-    model, _, value = knapsack()
-    optimum = HighsBackend(model, SolverOptions(gap=0.0)).solve(None).objective
+def _relaxed_search(
+    model: MatrixModel, value: np.ndarray, gap: float, cut_row0: int
+) -> tuple[BranchAndCut, HighsBackend]:
+    """A search over the items of a knapsack model's LP (no cuts); a node keeps its whole items."""
     lp = HighsBackend(model, SolverOptions(gap=0.0))
     lp.relax(True)
 
     def group(values: np.ndarray, exact: bool) -> Pack:
-        taken = np.flatnonzero(values > 1.0 - 1e-9)  # drop the fractional item: still fits
+        taken = np.flatnonzero(values > 1.0 - 1e-9)  # drop the fractional items: still fits
         return Pack(float(-value[taken].sum()), tuple(taken.tolist()))
 
     def no_cuts(values: np.ndarray) -> tuple[Rows, int]:
         return Rows(), 0
 
     n = len(value)
-    return BranchAndCut(lp, np.arange(n), no_cuts, group, gap, 1, 10**9), lp, value, optimum
+    return BranchAndCut(lp, np.arange(n), no_cuts, group, gap, cut_row0, 10**9), lp
+
+
+def _search(gap: float = 0.0) -> tuple[BranchAndCut, HighsBackend, np.ndarray, float]:
+    """The knapsack's LP, a search over its items, their values, and HiGHS's own MIP optimum."""
+    model, _, value = knapsack()
+    optimum = HighsBackend(model, SolverOptions(gap=0.0)).solve(None).objective
+    search, lp = _relaxed_search(model, value, gap, 1)
+    return search, lp, value, optimum
 
 
 def test_the_search_proves_the_optimum_that_highs_mip_finds() -> None:
@@ -95,15 +103,7 @@ def _multi_knapsack_search() -> tuple[BranchAndCut, HighsBackend]:
         np.full(5, -np.inf),
         weight.sum(axis=1) / 3,
     )
-    lp = HighsBackend(model, SolverOptions(gap=0.0))
-    lp.relax(True)
-
-    def group(values: np.ndarray, exact: bool) -> Pack:
-        taken = np.flatnonzero(values > 1.0 - 1e-9)
-        return Pack(float(-value[taken].sum()), tuple(taken.tolist()))
-
-    search = BranchAndCut(lp, np.arange(20), lambda _: (Rows(), 0), group, 0.0, 5, 10**9)
-    return search, lp
+    return _relaxed_search(model, value, 0.0, 5)
 
 
 def _pivots(search: BranchAndCut, lp: HighsBackend) -> tuple[int, float]:
