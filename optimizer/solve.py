@@ -15,6 +15,7 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from optimizer.errors import DataValidationError, SolverError
 from optimizer.formulation import MatrixModel, Rows
 
 SOLVERS = ("highs", "cbc")
+
+Watch = Callable[[np.ndarray], bool]  # shown each improving MIP point; True stops the MIP
 
 
 @dataclass(frozen=True)
@@ -275,12 +278,15 @@ class HighsBackend:
         start: np.ndarray | None = None,
         target: float = -math.inf,
         gap: float | None = None,
+        watch: Watch | None = None,
     ) -> Outcome:
         """Solve; ``start`` is a full column vector to warm-start from.
 
         A MIP stops once it holds a point of objective at most ``target``
-        (status ``target``), or once its gap is within ``gap`` (default: the
-        options' gap).
+        (status ``target``), once its gap is within ``gap`` (default: the
+        options' gap), or soon after ``watch``, called with each improving
+        point HiGHS finds, returns True (status ``time_limit``, the point
+        kept).
         """
         clock_start = 0.0
         if self.ran and (self.changed or self.mip):
@@ -298,12 +304,35 @@ class HighsBackend:
             solution.value_valid = True
             self.h.setSolution(solution)
         _claim_scheduler(int(self.settings.get("threads", 0)))
+        if watch is not None and self.mip:
+            self._watch(watch)
         self.h.run()
         if self._failed():
             self._retry()
         if not self.mip and self.h.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             self._age_rows()
         return self._outcome()
+
+    def _watch(self, watch: Watch) -> None:
+        """Show ``watch`` each improving MIP point; interrupt once it returns True.
+
+        HiGHS takes no interrupt from its improving-solution callback, so
+        that callback raises a flag and its interrupt callback, called all
+        through the search, acts on it. Both stay with this HiGHS object,
+        which no later solve runs again: a MIP always starts on a new one
+        (:meth:`_refresh`), and so does the LP after it (integrality changed).
+        """
+        stop = [False]
+
+        def improving(event: Any) -> None:
+            stop[0] = stop[0] or bool(watch(np.array(event.data_out.mip_solution)))
+
+        def interrupt(event: Any) -> None:
+            if stop[0]:
+                event.interrupt()
+
+        self.h.cbMipImprovingSolution.subscribe(improving)
+        self.h.cbMipInterrupt.subscribe(interrupt)
 
     @property
     def mip(self) -> bool:
@@ -483,11 +512,13 @@ class PulpBackend:
         start: np.ndarray | None = None,
         target: float = -math.inf,
         gap: float | None = None,
+        watch: Watch | None = None,
     ) -> Outcome:
         """Solve with CBC through pulp, reading CBC's own status and bound from its log.
 
-        ``gap`` as in :meth:`HighsBackend.solve`; ``target`` is not passed
-        (pulp's CBC command has no objective target), so CBC runs to its gap.
+        ``gap`` as in :meth:`HighsBackend.solve`; ``target`` and ``watch``
+        are not passed (pulp's CBC command has no objective target and no
+        callbacks), so CBC runs to its gap.
         """
         gap = self.options.gap if gap is None else gap
         prob, cols = self.problem()

@@ -148,6 +148,77 @@ def test_rens_finds_the_grouping_an_integral_lp_points_to(synthetic: optimizer.I
     assert set(found.open_sites) == set(np.flatnonzero(y > 0.5))
 
 
+def test_rens_leaves_a_grouping_within_a_tenth_over_the_gap_to_branch_and_cut(
+    synthetic: optimizer.Instance,
+) -> None:
+    """With the bound 1.05 gaps below the optimum, RENS's MIP stops at the optimum."""
+    solver = LevelSolver(synthetic, SolverOptions(gap=1e-4))
+    result = solver.solve(10)
+    optimum = solver.solved[10]
+    poor = solver.cover(10)
+    assert poor is not None and poor.cost > optimum.cost * (1 + 2e-4)
+    bound = optimum.cost * (1 - 1.05e-4)
+    assert solver._rens_pays(poor.cost, bound) and not solver._rens_pays(optimum.cost, bound)
+    said: list[tuple[bool, bool]] = []
+    real = solver.master.solve
+
+    def point(grouping: Any) -> np.ndarray:
+        return _start_vector(solver.st, solver.lists, solver.assigner, grouping)
+
+    def solve(*args: Any) -> Any:
+        watch = args[4]  # what the MIP is shown: the start first, then the optimum
+        said.append((watch(point(poor)), watch(point(optimum))))
+        return real(*args)
+
+    solver.master.solve = solve
+    found, _ = solver.rens(poor, bound, None, {"iterations": 0, "cuts": 0})
+    assert found.cost == pytest.approx(result.objective, rel=1e-9)
+    assert said == [(False, True)]  # no better than the start; within 1.1 gaps: stop
+
+
+def test_a_mip_point_that_beats_the_best_is_improved_by_swaps(
+    synthetic: optimizer.Instance,
+) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    solver.solve(10)
+    poor = solver.cover(10)
+    assert poor is not None
+    point = _start_vector(solver.st, solver.lists, solver.assigner, poor)
+    swapped = solver._swapped(point, None, math.inf, -math.inf)
+    assert swapped is not None and swapped is solver.polished
+    assert swapped.cost < poor.cost
+    assert solver._swapped(point, swapped, math.inf, -math.inf) is None  # not better: left
+    shut = point.copy()
+    shut[: solver.st.n_sites + solver.st.n_copies] = 0.0  # nothing open: no grouping
+    assert solver._swapped(shut, None, math.inf, -math.inf) is None
+
+
+def test_what_swaps_make_of_a_mip_point_is_kept_when_the_mip_ends_elsewhere(
+    synthetic: optimizer.Instance,
+) -> None:
+    """The MIP may open only the cover's sites; the optimum it was shown still comes out."""
+    solver = LevelSolver(synthetic, SolverOptions(gap=1e-4))
+    solver.solve(10)
+    optimum = solver.solved[10]
+    poor = solver.cover(10)
+    assert poor is not None and poor.cost > optimum.cost * (1 + 2e-4)
+    sites = np.arange(solver.st.n_sites)
+    shut = poor.mask(solver.st.n_sites).astype(float)
+    solver.master.set_col_bounds(sites, shut, shut)
+    solver.master.relax(False)
+    real = solver.master.solve
+
+    def solve(*args: Any) -> Any:
+        args[4](_start_vector(solver.st, solver.lists, solver.assigner, optimum))
+        return real(*args)
+
+    solver.master.solve = solve
+    found, *_ = solver._mip_rounds(
+        poor, optimum.cost * (1 - 1.05e-4), None, time.perf_counter(), {"iterations": 0, "cuts": 0}
+    )
+    assert found is not None and found.cost == pytest.approx(optimum.cost, rel=1e-9)
+
+
 def test_the_master_starts_priced_at_every_site_open(synthetic: optimizer.Instance) -> None:
     solver = LevelSolver(synthetic, EXACT)
     master = solver._master()
@@ -504,6 +575,27 @@ def test_a_mip_stops_at_its_objective_target_and_its_own_gap() -> None:
     assert solver.h.getOptionValue("mip_rel_gap")[1] == 0.0  # the options' gap again
     solver.relax(True)
     assert solver.solve(None, target=1000.5).status == "optimal"  # an LP has no target
+
+
+def test_a_mip_stops_soon_after_its_watch_says_so() -> None:
+    """The knapsack from the empty pack: HiGHS shows each better pack; True stops the search."""
+    model, weight, value = knapsack()
+    n = len(weight)
+    solver = HighsBackend(model, SolverOptions(gap=0.0))
+    shown: list[np.ndarray] = []
+
+    def watch(stop: bool) -> Callable[[np.ndarray], bool]:
+        return lambda point: shown.append(point) or stop
+
+    best = solver.solve(None, np.zeros(n), watch=watch(False))
+    assert best.status == "optimal" and len(shown) >= 2
+    assert np.array_equal(shown[-1], best.values)
+    shown.clear()
+    out = solver.solve(None, np.zeros(n), watch=watch(True))
+    assert out.status == "time_limit" and out.values is not None
+    assert len(shown) == 1 and np.array_equal(out.values, shown[0])
+    assert -value @ out.values > best.objective  # stopped short of the optimum
+    assert solver.solve(None, np.zeros(n)).status == "optimal"  # a new HiGHS object, unwatched
 
 
 def test_runs_asking_for_other_numbers_of_threads_in_one_process_all_solve() -> None:
