@@ -177,20 +177,31 @@ def test_rens_leaves_a_grouping_within_a_tenth_over_the_gap_to_branch_and_cut(
 
 
 def test_a_mip_point_that_beats_the_best_is_improved_by_swaps(
-    synthetic: optimizer.Instance,
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """To the first local optimum; past it (every swap tried) only if that is near enough."""
     solver = LevelSolver(synthetic, EXACT)
     solver.solve(10)
     poor = solver.cover(10)
     assert poor is not None
     point = _start_vector(solver.st, solver.lists, solver.assigner, poor)
-    swapped = solver._swapped(point, None, math.inf, -math.inf)
+    calls: list[bool] = []  # each swap search's ``widen``
+    real = engine.swap_search
+
+    def search(*args: Any, widen: bool = False, **kwargs: Any) -> Any:
+        calls.append(widen)
+        return real(*args, widen=widen, **kwargs)
+
+    monkeypatch.setattr(engine, "swap_search", search)
+    swapped = solver._swapped(point, None, math.inf, -math.inf, -math.inf)
     assert swapped is not None and swapped is solver.polished
-    assert swapped.cost < poor.cost
-    assert solver._swapped(point, swapped, math.inf, -math.inf) is None  # not better: left
+    assert swapped.cost < poor.cost and calls == [False]
+    again = solver._swapped(point, None, math.inf, -math.inf, math.inf)
+    assert again is not None and again.cost <= swapped.cost and calls == [False, False, True]
+    assert solver._swapped(point, swapped, math.inf, -math.inf, math.inf) is None  # not better
     shut = point.copy()
     shut[: solver.st.n_sites + solver.st.n_copies] = 0.0  # nothing open: no grouping
-    assert solver._swapped(shut, None, math.inf, -math.inf) is None
+    assert solver._swapped(shut, None, math.inf, -math.inf, math.inf) is None
 
 
 def test_what_swaps_make_of_a_mip_point_is_kept_when_the_mip_ends_elsewhere(
