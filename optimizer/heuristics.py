@@ -63,6 +63,10 @@ def better(a: Assignment | None, b: Assignment | None) -> Assignment | None:
 class Assigner:
     """Dense (client, site) cost arrays, one block per category.
 
+    The blocks (``base``) are the rows of one array (``grouped``, clients
+    category by category), which prices a whole grouping's distance term
+    in one gather.
+
     Parameters
     ----------
     instance : Instance
@@ -78,14 +82,35 @@ class Assigner:
         self.lowers = [np.array([b.lower for b in c.bands]) for c in self.cats]
         self.uppers = [np.array([b.upper for b in c.bands]) for c in self.cats]
         self.rates = [np.array([b.rate for b in c.bands]) for c in self.cats]
+        self.band_lo, self.band_hi, self.band_rate = self._band_table()
         self.rows = [np.flatnonzero(st.client_cat == c) for c in range(self.n_cats)]
-        self.base = [self._base(instance, c) for c in range(self.n_cats)]
+        self.order = np.concatenate(self.rows)  # clients category by category
+        self.grouped = np.full((st.n_clients, st.n_sites), np.inf)
+        self.base = np.split(self.grouped, np.cumsum([len(r) for r in self.rows])[:-1])
+        for c in range(self.n_cats):
+            self._fill_base(instance, c)
+        self.spent = float(st.client_spend.sum())
 
-    def _base(self, instance: Instance, c: int) -> np.ndarray:
-        """Full price plus distance cost of clients of ``c`` at allowed sites; inf elsewhere."""
+    def _band_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every category's band edges and rates as ``(categories, bands)`` arrays.
+
+        Categories with fewer bands are padded with empty bands at 0 that save nothing.
+        """
+        shape = (self.n_cats, max(len(r) for r in self.rates))
+        lo, hi, rate = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        for c in range(self.n_cats):
+            k = len(self.rates[c])
+            lo[c, :k], hi[c, :k], rate[c, :k] = self.lowers[c], self.uppers[c], self.rates[c]
+        return lo, hi, rate
+
+    def _fill_base(self, instance: Instance, c: int) -> None:
+        """Full price plus distance cost of clients of ``c`` at allowed sites; inf elsewhere.
+
+        Written into ``base[c]``, a block of rows of ``grouped``.
+        """
         st = self.st
         clients = self.rows[c]
-        out = np.full((len(clients), st.n_sites), np.inf)
+        out = self.base[c]
         position = np.full(st.n_clients, -1)
         position[clients] = np.arange(len(clients))
         for ptr, lst in ((st.ptr, st.lst_copy), (st.host_ptr, st.host_copy)):
@@ -97,7 +122,6 @@ class Assigner:
             out[rows, sites] = spend * (
                 1 + self.cats[c].distance_cost * instance.distances[body, sites] / 1e6
             )
-        return out
 
     # ----------------------------------------------------------------- assignment
 
@@ -196,24 +220,17 @@ class Assigner:
     def cost(self, site: np.ndarray, open_mask: np.ndarray) -> float:
         """MODEL.md total of clients at ``site`` with the sites in ``open_mask`` open."""
         volume = self.volumes(site)
-        _, used_cat = np.nonzero(volume > 0)
-        purchases = 0.0
-        for c in range(self.n_cats):
-            v = volume[:, c][volume[:, c] > 0]
-            saved = (np.clip(v[:, None], self.lowers[c], self.uppers[c]) - self.lowers[c]) @ (
-                self.rates[c]
-            )
-            purchases += float(v.sum() - saved.sum())
-        total = float(self.st.site_fixed[open_mask].sum()) + float(self.desk[used_cat].sum())
+        inside = np.minimum(np.maximum(volume[:, :, None], self.band_lo), self.band_hi)
+        inside -= self.band_lo
+        purchases = float(volume.sum() - (inside * self.band_rate).sum())
+        desks = float(((volume > 0) @ self.desk).sum())
+        total = float(self.st.site_fixed[open_mask].sum()) + desks
         return total + purchases + self.distance(site)
 
     def distance(self, site: np.ndarray) -> float:
         """The distance term of a grouping."""
-        total = 0.0
-        for c, clients in enumerate(self.rows):
-            full = self.base[c][np.arange(len(clients)), site[clients]]
-            total += float((full - self.st.client_spend[clients]).sum())
-        return total
+        full = self.grouped[np.arange(self.st.n_clients), site[self.order]]
+        return float(full.sum()) - self.spent
 
     def copies_of(self, site: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The band copy each used (site, category) prices at, and each client's cost there."""
