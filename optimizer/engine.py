@@ -284,7 +284,7 @@ class LevelSolver:
         self.last_lp: tuple[float, np.ndarray, np.ndarray | None] | None = None
         self.fresh = True  # no LP rounds run yet: the master holds only its first cuts
         self.solved: dict[int, Assignment] = {}  # the best grouping found at each level
-        self.polished: Assignment | None = None  # the last grouping swaps improved
+        self.polished: Assignment | None = None  # the last grouping all swaps improved
         self.fewest: int | None = None
         self.coverage: sp.csr_matrix | None = None
         self.prepared = clock() - began
@@ -564,7 +564,8 @@ class LevelSolver:
 
         Stops at a local optimum, at ``deadline`` or once the total is at
         most ``target`` (the cost the level's bound proves within the gap).
-        The result is kept as ``polished``: swaps from it again find nothing.
+        Unless ``wide`` is False (stop at the first local optimum), the
+        result is kept as ``polished``: swaps from it again find nothing.
         The swaps' estimates miss band changes only; with no band copies
         beyond the first, they are exact (OR-Library pmed18: 300 swaps
         sampled at the optimum, all within 1e-9). Trying every other swap
@@ -573,10 +574,12 @@ class LevelSolver:
         """
         locked, banned = self.swap_limits()
         widen = wide and bool((self.st.copy_band > 0).any())
-        self.polished = swap_search(
+        found = swap_search(
             self.assigner, best, locked, banned, deadline, widen=widen, target=target
         )
-        return self.polished
+        if wide:
+            self.polished = found
+        return found
 
     def swap_limits(self) -> tuple[np.ndarray, np.ndarray]:
         """Sites swaps never close (forced open) and never open (closed, or unfit to host)."""
