@@ -148,31 +148,38 @@ def test_rens_finds_the_grouping_an_integral_lp_points_to(synthetic: optimizer.I
     assert set(found.open_sites) == set(np.flatnonzero(y > 0.5))
 
 
+def _optimum_and_cover(synthetic: optimizer.Instance) -> tuple[LevelSolver, Any, Any]:
+    """A solver (gap 1e-4) that solved level 10, its grouping there, and the cover (2e-4 above)."""
+    solver = LevelSolver(synthetic, SolverOptions(gap=1e-4))
+    solver.solve(10)
+    optimum, poor = solver.solved[10], solver.cover(10)
+    assert poor is not None and poor.cost > optimum.cost * (1 + 2e-4)
+    return solver, optimum, poor
+
+
+def _point(solver: LevelSolver, grouping: Any) -> np.ndarray:
+    """A grouping as a master point (its columns, theta at its costs)."""
+    return _start_vector(solver.st, solver.lists, solver.assigner, grouping)
+
+
 def test_rens_leaves_a_grouping_within_a_tenth_over_the_gap_to_branch_and_cut(
     synthetic: optimizer.Instance,
 ) -> None:
     """With the bound 1.05 gaps below the optimum, RENS's MIP stops at the optimum."""
-    solver = LevelSolver(synthetic, SolverOptions(gap=1e-4))
-    result = solver.solve(10)
-    optimum = solver.solved[10]
-    poor = solver.cover(10)
-    assert poor is not None and poor.cost > optimum.cost * (1 + 2e-4)
+    solver, optimum, poor = _optimum_and_cover(synthetic)
     bound = optimum.cost * (1 - 1.05e-4)
     assert solver._rens_pays(poor.cost, bound) and not solver._rens_pays(optimum.cost, bound)
     said: list[tuple[bool, bool]] = []
     real = solver.master.solve
 
-    def point(grouping: Any) -> np.ndarray:
-        return _start_vector(solver.st, solver.lists, solver.assigner, grouping)
-
     def solve(*args: Any) -> Any:
         watch = args[4]  # what the MIP is shown: the start first, then the optimum
-        said.append((watch(point(poor)), watch(point(optimum))))
+        said.append((watch(_point(solver, poor)), watch(_point(solver, optimum))))
         return real(*args)
 
     solver.master.solve = solve
     found, _ = solver.rens(poor, bound, None, {"iterations": 0, "cuts": 0})
-    assert found.cost == pytest.approx(result.objective, rel=1e-9)
+    assert found.cost == pytest.approx(optimum.cost, rel=1e-9)
     assert said == [(False, True)]  # no better than the start; within 1.1 gaps: stop
 
 
@@ -184,7 +191,7 @@ def test_a_mip_point_that_beats_the_best_is_improved_by_swaps(
     solver.solve(10)
     poor = solver.cover(10)
     assert poor is not None
-    point = _start_vector(solver.st, solver.lists, solver.assigner, poor)
+    point = _point(solver, poor)
     calls: list[bool] = []  # each swap search's ``widen``
     real = engine.swap_search
 
@@ -209,11 +216,7 @@ def test_what_swaps_make_of_a_mip_point_is_kept_when_the_mip_ends_elsewhere(
     synthetic: optimizer.Instance,
 ) -> None:
     """The MIP may open only the cover's sites; the optimum it was shown still comes out."""
-    solver = LevelSolver(synthetic, SolverOptions(gap=1e-4))
-    solver.solve(10)
-    optimum = solver.solved[10]
-    poor = solver.cover(10)
-    assert poor is not None and poor.cost > optimum.cost * (1 + 2e-4)
+    solver, optimum, poor = _optimum_and_cover(synthetic)
     sites = np.arange(solver.st.n_sites)
     shut = poor.mask(solver.st.n_sites).astype(float)
     solver.master.set_col_bounds(sites, shut, shut)
@@ -221,7 +224,7 @@ def test_what_swaps_make_of_a_mip_point_is_kept_when_the_mip_ends_elsewhere(
     real = solver.master.solve
 
     def solve(*args: Any) -> Any:
-        args[4](_start_vector(solver.st, solver.lists, solver.assigner, optimum))
+        args[4](_point(solver, optimum))
         return real(*args)
 
     solver.master.solve = solve
