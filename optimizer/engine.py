@@ -6,8 +6,9 @@ arrays (:mod:`optimizer.formulation`), solved (:mod:`optimizer.solve`), and
 the grouping it returns is re-costed by the reference evaluator; a mismatch
 beyond 1e-6 relative is a :class:`SolverError`.
 
-A level of the Benders path runs: the set-cover proof that the level is not
-too few (:meth:`LevelSolver.smallest_level`); a start (the better of the
+A level of the Benders path runs: the proof that the level is not too few
+(a covering grouping at the level, else the set cover of
+:meth:`LevelSolver.smallest_level`); a start (the better of the
 caller's and the grouping of the nearest level this solver finished above,
 sites dropped: :meth:`LevelSolver.nearby`; else a covering MIP's), whose
 cuts join the master's first ones (those tight with every site open); the
@@ -286,6 +287,7 @@ class LevelSolver:
         self.solved: dict[int, Assignment] = {}  # the best grouping found at each level
         self.polished: Assignment | None = None  # the last grouping all swaps improved
         self.fewest: int | None = None
+        self.covered: tuple[int, Assignment] | None = None  # a level's covering grouping, unused
         self.coverage: sp.csr_matrix | None = None
         self.prepared = clock() - began
 
@@ -314,7 +316,7 @@ class LevelSolver:
             return _result(
                 self.instance, self.st, forced, forced.cost, "optimal", info, self.options, began
             )
-        if level is not None and level < self.smallest_level():
+        if level is not None and not self._feasible(level, _remaining(limit, began)):
             raise InfeasibleError(
                 f"level {level} is too few: no {level} agencies can serve every body in every"
                 f" category under the radius and nation rules; the fewest that can is {self.fewest}"
@@ -619,7 +621,7 @@ class LevelSolver:
         solver.relax(True)
         rounding = best is None
         if best is None and level is not None:
-            best = self.cover(level, _remaining(limit, began))  # a start before the LP's rounds
+            best = self._cover_start(level, _remaining(limit, began))
         if best is not None:
             stats["cuts"] += self.seed(best)
         bound, values = self.tangent_bound(level), None
@@ -788,6 +790,29 @@ class LevelSolver:
         if out.values is None:
             return None
         return self.assigner.assign(out.values > 0.5)
+
+    def _feasible(self, level: int, time_limit: float | None) -> bool:
+        """Whether ``level`` agencies can reach every body in every category.
+
+        Until the fewest such agencies are known (:meth:`smallest_level`),
+        the covering MIP's grouping at ``level`` proves it, if it finds one,
+        and is kept to start the level's LP rounds (:meth:`_cover_start`).
+        On uk-councils that MIP takes 0.06 to 0.13 s, where the set cover
+        proving the fewest takes 0.67 s.
+        """
+        if self.fewest is None:
+            found = self.cover(level, time_limit)
+            if found is not None:
+                self.covered = (level, found)
+                return True
+        return level >= self.smallest_level()
+
+    def _cover_start(self, level: int, time_limit: float | None) -> Assignment | None:
+        """The covering MIP's grouping at ``level`` (:meth:`cover`); the one kept, if any."""
+        held, self.covered = self.covered, None
+        if held is not None and held[0] == level:
+            return held[1]
+        return self.cover(level, time_limit)
 
     def smallest_level(self) -> int:
         """The fewest agencies that can reach every body in every category, proven.

@@ -63,9 +63,10 @@ def better(a: Assignment | None, b: Assignment | None) -> Assignment | None:
 class Assigner:
     """Dense (client, site) cost arrays, one block per category.
 
-    The blocks (``base``) are the rows of one array (``grouped``, clients
-    category by category), which prices a whole grouping's distance term
-    in one gather.
+    The blocks (``base``) are views of one (site, client) array
+    (``by_site``, clients category by category), which prices a whole
+    grouping's distance term in one gather and every client's cheapest
+    site in one pass (:meth:`cheapest`).
 
     Parameters
     ----------
@@ -83,10 +84,15 @@ class Assigner:
         self.uppers = [np.array([b.upper for b in c.bands]) for c in self.cats]
         self.rates = [np.array([b.rate for b in c.bands]) for c in self.cats]
         self.band_lo, self.band_hi, self.band_rate = self._band_table()
+        held = np.arange(self.band_lo.shape[1]) < np.array([[len(r)] for r in self.rates])
+        self.edges = np.where(held, self.band_lo, np.inf)  # each band's lower edge; none padded
         self.rows = [np.flatnonzero(st.client_cat == c) for c in range(self.n_cats)]
         self.order = np.concatenate(self.rows)  # clients category by category
-        self.grouped = np.full((st.n_clients, st.n_sites), np.inf)
-        self.base = np.split(self.grouped, np.cumsum([len(r) for r in self.rows])[:-1])
+        self.counts = np.array([len(r) for r in self.rows])
+        self.spend = st.client_spend[self.order]
+        self.by_site = np.full((st.n_sites, st.n_clients), np.inf)
+        blocks = np.split(self.by_site, np.cumsum(self.counts)[:-1], axis=1)
+        self.base = [block.T for block in blocks]
         for c in range(self.n_cats):
             self._fill_base(instance, c)
         self.spent = float(st.client_spend.sum())
@@ -106,7 +112,7 @@ class Assigner:
     def _fill_base(self, instance: Instance, c: int) -> None:
         """Full price plus distance cost of clients of ``c`` at allowed sites; inf elsewhere.
 
-        Written into ``base[c]``, a block of rows of ``grouped``.
+        Written into ``base[c]``, a block of columns of ``by_site``.
         """
         st = self.st
         clients = self.rows[c]
@@ -167,19 +173,21 @@ class Assigner:
         return Assignment(site, self.cost(site, open_mask), np.flatnonzero(open_mask))
 
     def cheapest(self, open_mask: np.ndarray, rates: np.ndarray) -> np.ndarray | None:
-        """Each client's cheapest open site at the given marginal rates (host rule applied)."""
-        st = self.st
-        site = np.full(st.n_clients, -1)
+        """Each client's cheapest open site at the given marginal rates (host rule applied).
+
+        Every category at once: on uk-councils at level 48, 0.33 ms instead
+        of 0.6 ms a category at a time. Settling each swap the swap search
+        tries is mostly this.
+        """
         cols = np.flatnonzero(open_mask)
         if not len(cols):
             return None
-        for c, clients in enumerate(self.rows):
-            spend = st.client_spend[clients]
-            price = self.base[c][:, cols] - spend[:, None] * rates[cols, c][None, :]
-            pick = np.argmin(price, axis=1)
-            if not np.isfinite(price[np.arange(len(clients)), pick]).all():
-                return None
-            site[clients] = cols[pick]
+        price = self.by_site[cols] - np.repeat(rates[cols], self.counts, axis=1) * self.spend
+        pick = price.argmin(axis=0)
+        if not np.isfinite(price[pick, np.arange(len(pick))]).all():
+            return None
+        site = np.empty(self.st.n_clients, dtype=int)
+        site[self.order] = cols[pick]
         return self.hosted(site, open_mask)
 
     def hosted(self, site: np.ndarray, open_mask: np.ndarray) -> np.ndarray:
@@ -205,17 +213,17 @@ class Assigner:
 
     def bands(self, volume: np.ndarray) -> np.ndarray:
         """Band position of each (site, category) volume; an edge prices in the band below."""
-        out = np.zeros(volume.shape, dtype=int)
-        for c in range(self.n_cats):
-            out[:, c] = np.maximum(
-                np.searchsorted(self.lowers[c], volume[:, c], side="left") - 1, 0
-            )
+        below = np.zeros(volume.shape, dtype=int)  # edges under each volume
+        for edge in self.edges.T:
+            below += edge < volume
+        out: np.ndarray = np.maximum(below - 1, 0)
         return out
 
     def marginal_rates(self, site: np.ndarray) -> np.ndarray:
         """The marginal rate each (site, category) earns at its current volume."""
         band = self.bands(self.volumes(site))
-        return np.stack([self.rates[c][band[:, c]] for c in range(self.n_cats)], axis=1)
+        out: np.ndarray = self.band_rate[np.arange(self.n_cats), band]
+        return out
 
     def cost(self, site: np.ndarray, open_mask: np.ndarray) -> float:
         """MODEL.md total of clients at ``site`` with the sites in ``open_mask`` open."""
@@ -229,7 +237,7 @@ class Assigner:
 
     def distance(self, site: np.ndarray) -> float:
         """The distance term of a grouping."""
-        full = self.grouped[np.arange(self.st.n_clients), site[self.order]]
+        full = self.by_site[site[self.order], np.arange(self.st.n_clients)]
         return float(full.sum()) - self.spent
 
     def copies_of(self, site: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

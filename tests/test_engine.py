@@ -281,6 +281,26 @@ def test_the_covering_rows_are_each_bodys_smallest_site_sets(tmp_path: Path) -> 
     assert solver.smallest_level() == round(fewest)
 
 
+def test_a_level_with_a_covering_grouping_needs_no_set_cover(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    solver = LevelSolver(synthetic, EXACT)
+    covers: list[int] = []
+    cover = solver.cover
+
+    def counted(level: int, *args: Any) -> Any:
+        if len(args) < 2:  # the plain covering MIP, not the LP's rounding
+            covers.append(level)
+        return cover(level, *args)
+
+    monkeypatch.setattr(solver, "cover", counted)
+    result = solver.solve(10)
+    assert result.status == "optimal"
+    assert solver.fewest is None  # level 10's covering grouping proved it feasible
+    assert covers == [10]  # and started its LP rounds: the covering MIP ran once
+    assert solver.covered is None
+
+
 def test_an_integral_lp_is_rounded_without_the_covering_mip(
     synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
