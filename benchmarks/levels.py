@@ -39,7 +39,7 @@ class Run:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--levels", default="41,42,43,44,45,46,47,48,49,50,52,150,282",
+    parser.add_argument("--levels", default="41,42,43,44,45,46,47,48,49,50,52,55,60,65,150,282",
                         help="comma-separated levels (default: %(default)s)")
     parser.add_argument("--time-limit", type=float, default=None,
                         help="seconds per level (default: none, as consolidate solve)")

@@ -31,7 +31,7 @@ from optimizer.evaluate import evaluate
 from optimizer.formulation import MatrixModel, Rows, never_open, separate
 from optimizer.results import read_groupings
 from optimizer.schema import load_model
-from optimizer.solve import HighsBackend, SolverOptions
+from optimizer.solve import HighsBackend, SolverOptions, clock
 from optimizer.synthetic import write_dataset
 from tests.conftest import CliRunner
 from tests.knapsack import knapsack
@@ -825,3 +825,18 @@ def test_swaps_run_before_rens_when_the_lp_leaves_many_agencies_fractional(
     assert calls[0] == first
     assert result.status == "optimal"
     assert result.objective == pytest.approx(LevelSolver(synthetic, EXACT).solve(9).objective)
+
+
+def test_swaps_before_rens_stop_after_the_neighbourhood_time(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uncapped, they would get as long as the level took so far (see _deadline)
+    monkeypatch.setattr(engine, "RENS_SITES", 0)
+    monkeypatch.setattr(engine, "NEIGHBOURHOOD_TIME", 1e-3)
+    solver = LevelSolver(synthetic, EXACT)
+    solver.solve(10)
+    given: list[float] = []
+    spy(monkeypatch, solver, "polish", lambda best, until, *a, **k: given.append(until - clock()))
+    result = solver.solve(9)
+    assert given and given[0] <= 1e-3
+    assert result.status == "optimal"
