@@ -299,6 +299,9 @@ def test_a_level_with_a_covering_grouping_needs_no_set_cover(
     assert solver.fewest is None  # level 10's covering grouping proved it feasible
     assert covers == [10]  # and started its LP rounds: the covering MIP ran once
     assert solver.covered is None
+    solver.solve(9)  # a level after the first: the set cover, once for every level
+    assert covers == [10]
+    assert solver.fewest is not None
 
 
 def test_an_integral_lp_is_rounded_without_the_covering_mip(
