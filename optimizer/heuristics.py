@@ -83,9 +83,7 @@ class Assigner:
         self.lowers = [np.array([b.lower for b in c.bands]) for c in self.cats]
         self.uppers = [np.array([b.upper for b in c.bands]) for c in self.cats]
         self.rates = [np.array([b.rate for b in c.bands]) for c in self.cats]
-        self.band_lo, self.band_hi, self.band_rate = self._band_table()
-        held = np.arange(self.band_lo.shape[1]) < np.array([[len(r)] for r in self.rates])
-        self.edges = np.where(held, self.band_lo, np.inf)  # each band's lower edge; none padded
+        self.band_lo, self.band_hi, self.band_rate, self.edges = self._band_table()
         self.rows = [np.flatnonzero(st.client_cat == c) for c in range(self.n_cats)]
         self.order = np.concatenate(self.rows)  # clients category by category
         self.counts = np.array([len(r) for r in self.rows])
@@ -97,17 +95,21 @@ class Assigner:
             self._fill_base(instance, c)
         self.spent = float(st.client_spend.sum())
 
-    def _band_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _band_table(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Every category's band edges and rates as ``(categories, bands)`` arrays.
 
-        Categories with fewer bands are padded with empty bands at 0 that save nothing.
+        Categories with fewer bands are padded with empty bands at 0 that save
+        nothing; the last array, each band's lower edge, is padded with inf
+        instead (no volume reaches a padded band: :meth:`bands`).
         """
         shape = (self.n_cats, max(len(r) for r in self.rates))
         lo, hi, rate = np.zeros(shape), np.zeros(shape), np.zeros(shape)
+        edges = np.full(shape, np.inf)
         for c in range(self.n_cats):
             k = len(self.rates[c])
             lo[c, :k], hi[c, :k], rate[c, :k] = self.lowers[c], self.uppers[c], self.rates[c]
-        return lo, hi, rate
+            edges[c, :k] = self.lowers[c]
+        return lo, hi, rate, edges
 
     def _fill_base(self, instance: Instance, c: int) -> None:
         """Full price plus distance cost of clients of ``c`` at allowed sites; inf elsewhere.
