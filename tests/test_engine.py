@@ -286,14 +286,12 @@ def test_a_level_with_a_covering_grouping_needs_no_set_cover(
 ) -> None:
     solver = LevelSolver(synthetic, EXACT)
     covers: list[int] = []
-    cover = solver.cover
 
-    def counted(level: int, *args: Any) -> Any:
+    def note(level: int, *args: Any) -> None:
         if len(args) < 2:  # the plain covering MIP, not the LP's rounding
             covers.append(level)
-        return cover(level, *args)
 
-    monkeypatch.setattr(solver, "cover", counted)
+    spy(monkeypatch, solver, "cover", note)
     result = solver.solve(10)
     assert result.status == "optimal"
     assert solver.fewest is None  # level 10's covering grouping proved it feasible
