@@ -457,6 +457,16 @@ class CutLists:
         """Number of pool columns."""
         return len(self.pools)
 
+    @cached_property
+    def seg(self) -> np.ndarray:
+        """Each entry's client."""
+        return np.repeat(np.arange(len(self.ptr) - 1), np.diff(self.ptr))
+
+    @cached_property
+    def corrected(self) -> np.ndarray:
+        """The entries that subtract a host copy (``corr >= 0``)."""
+        return np.flatnonzero(self.corr >= 0)
+
     def pool_values(self, w: np.ndarray) -> np.ndarray:
         """Each pool's value for copy values ``w``."""
         return np.array([w[m].sum() for m in self.pools])
@@ -466,46 +476,68 @@ def cut_lists(st: Structure, min_size: int | None = None) -> CutLists:
     """Pool every (client, band) whose copies all cost the client the same.
 
     Only bands with at least ``min_size`` such copies (default ``POOL_MIN``)
-    are pooled; smaller ones gain nothing.
+    are pooled; smaller ones gain nothing. Pools are numbered as first met
+    (clients in order, each client's bands in order). Each client's entries
+    are sorted by cost; at equal cost its copies (in list order) come before
+    its pools (in band order).
     """
     least = POOL_MIN if min_size is None else min_size
-    n_s = st.n_sites
-    pool0 = n_s + st.n_copies + st.n_clients
-    pools: dict[bytes, int] = {}
+    n_bands = int(st.copy_band.max(initial=0)) + 1
+    seg = np.repeat(np.arange(st.n_clients), np.diff(st.ptr))
+    group = seg * n_bands + st.copy_band[st.lst_copy]  # each entry's (client, band)
+    order = np.argsort(group, kind="stable")  # by (client, band), cheapest first
+    starts = np.flatnonzero(np.diff(group[order], prepend=-1))
+    cost = st.lst_cost[order]
+    lowest = cost[starts]
+    spread = np.maximum.reduceat(cost, starts) - lowest if len(starts) else lowest
+    size = np.diff(np.r_[starts, len(order)])
+    chosen = (size >= least) & (spread <= TOLERANCE * np.maximum(1.0, np.abs(lowest)))
+    keys = group[order][starts[chosen]]
+    pool0 = st.n_sites + st.n_copies + st.n_clients
+    pools, corr, members = _pools(st, keys, order, starts[chosen], size[chosen], n_bands)
+    pooled = np.zeros(st.n_clients * n_bands, dtype=bool)
+    pooled[keys] = True
+    kept = np.flatnonzero(~pooled[group])
+    client = np.r_[seg[kept], keys // n_bands]
+    col = np.r_[st.n_sites + st.lst_copy[kept], pool0 + pools]
+    val = np.r_[st.lst_cost[kept], lowest[chosen]]
+    at = np.lexsort((np.r_[kept, len(seg) + keys], val, client))
+    ptr = np.r_[0, np.cumsum(np.bincount(client, minlength=st.n_clients))].astype(np.int64)
+    corr = np.r_[np.full(len(kept), -1), corr]
+    return CutLists(ptr, col[at], val[at], corr[at], members, pool0)
+
+
+def _pools(
+    st: Structure,
+    keys: np.ndarray,
+    order: np.ndarray,
+    starts: np.ndarray,
+    sizes: np.ndarray,
+    n_bands: int,
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The pool of each pooled (client, band) ``key`` and its host copy's column (-1: none).
+
+    Key ``k``'s list positions are ``order[starts[k]:starts[k] + sizes[k]]``.
+    A pool holds those copies and the band's copy at the client's host's
+    site, which the entry subtracts.
+    """
+    hseg = np.repeat(np.arange(st.n_clients), np.diff(st.host_ptr))
+    at_host = hseg * n_bands + st.copy_band[st.host_copy]
+    hosts = dict(zip(at_host.tolist(), st.host_copy.tolist(), strict=True))
+    found: dict[bytes, int] = {}
     members: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    costs: list[np.ndarray] = []
-    corrs: list[np.ndarray] = []
-    for i in range(st.n_clients):
-        copy = st.lst_copy[st.ptr[i] : st.ptr[i + 1]]
-        cost = st.lst_cost[st.ptr[i] : st.ptr[i + 1]]
-        host = st.host_copy[st.host_ptr[i] : st.host_ptr[i + 1]]
-        keep = np.ones(len(copy), dtype=bool)
-        extra: list[tuple[int, float, int]] = []
-        for t in np.unique(st.copy_band[copy]):
-            mask = st.copy_band[copy] == t
-            same = np.ptp(cost[mask]) <= TOLERANCE * max(1.0, abs(cost[mask][0]))
-            if mask.sum() < least or not same:
-                continue
-            own = host[st.copy_band[host] == t]
-            group = np.sort(np.r_[copy[mask], own])
-            g = pools.setdefault(group.tobytes(), len(members))
-            if g == len(members):
-                members.append(group)
-            keep &= ~mask
-            extra.append((pool0 + g, float(cost[mask][0]), n_s + int(own[0]) if len(own) else -1))
-        more = np.array(extra, dtype=float).reshape(-1, 3)
-        col = np.r_[n_s + copy[keep], more[:, 0].astype(int)]
-        val = np.r_[cost[keep], more[:, 1]]
-        corr = np.r_[np.full(int(keep.sum()), -1), more[:, 2].astype(int)]
-        order = np.argsort(val, kind="stable")
-        cols.append(col[order])
-        costs.append(val[order])
-        corrs.append(corr[order])
-    ptr = np.r_[0, np.cumsum([len(c) for c in cols])].astype(np.int64)
-    return CutLists(
-        ptr, _cat(cols, int), _cat(costs, float), _cat(corrs, int), members, pool0
-    )
+    pools = np.zeros(len(keys), dtype=np.int64)
+    corr = np.full(len(keys), -1, dtype=np.int64)
+    spans = zip(keys.tolist(), starts.tolist(), sizes.tolist(), strict=True)
+    for k, (key, a, n) in enumerate(spans):
+        copies = st.lst_copy[order[a : a + n]]
+        if key in hosts:
+            copies, corr[k] = np.append(copies, hosts[key]), st.n_sites + hosts[key]
+        pool = np.sort(copies)
+        pools[k] = found.setdefault(pool.tobytes(), len(members))
+        if pools[k] == len(members):
+            members.append(pool)
+    return pools, corr, members
 
 
 def separate(
@@ -546,10 +578,14 @@ def separate(
     cuts = _optimality_cuts(st, lists, values, u, seg, values if at is None else at)
     violated = cuts.lhs < (u - st.floor) - rel_tol * np.maximum(1.0, np.abs(u))
     ptr, cols, vals = cuts.rows(violated, len(values))
+    short_ptr, short_cols, short_vals = _feasibility_cuts(st, lists, lacking).rows(
+        lacking, len(values)
+    )
     rows = Rows()
     for i in np.flatnonzero(violated | lacking).tolist():
         if lacking[i]:
-            _feasibility_cut(st, lists, rows, i)
+            part = slice(short_ptr[i], short_ptr[i + 1])
+            rows.add(short_cols[part], short_vals[part], 1.0, np.inf)
         if violated[i]:
             part = slice(ptr[i], ptr[i + 1])
             rows.add(cols[part], vals[part], float(u[i] - st.floor[i]), np.inf)
@@ -570,9 +606,10 @@ def _marginal(
     """
     n = st.n_clients
     lengths = np.diff(lists.ptr)
-    seg = np.repeat(np.arange(n), lengths)
+    seg = lists.seg
     target = 1.0 - _host_share(st, values)
-    worth = values[lists.col] - np.where(lists.corr >= 0, values[lists.corr], 0.0)
+    worth = values[lists.col]
+    worth[lists.corrected] -= values[lists.corr[lists.corrected]]
     opened = np.flatnonzero(worth > 0)
     owner = seg[opened]
     cum = np.cumsum(worth[opened])
@@ -666,28 +703,17 @@ def _optimality_cuts(
     return _Cuts(row, col, val, np.bincount(row, weights=val * at[col], minlength=n))
 
 
-def _feasibility_cut(st: Structure, lists: CutLists, rows: Rows, i: int) -> None:
-    """``y_s + sum of the client's entries >= 1``: some open option must remain."""
-    seg = slice(lists.ptr[i], lists.ptr[i + 1])
-    cols, vals = _entries(lists, seg, np.ones(lists.ptr[i + 1] - lists.ptr[i]))
-    if st.client_host[i] >= 0:
-        cols, vals = np.r_[cols, st.client_host[i]], np.r_[vals, 1.0]
-    rows.add(*_merged(cols, vals), 1.0, np.inf)
-
-
-def _entries(lists: CutLists, seg: slice, coef: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Columns and coefficients of ``sum_e coef_e * entry_e``, corrections included."""
-    corr = lists.corr[seg]
-    has = corr >= 0
-    return np.r_[lists.col[seg], corr[has]], np.r_[coef, -coef[has]]
-
-
-def _merged(cols: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sum coefficients of repeated columns; drop zeros."""
-    uniq, inverse = np.unique(cols, return_inverse=True)
-    total = np.bincount(inverse, weights=vals, minlength=len(uniq))
-    keep = total != 0
-    return uniq[keep], total[keep]
+def _feasibility_cuts(st: Structure, lists: CutLists, lacking: np.ndarray) -> _Cuts:
+    """``y_s + sum of the client's entries >= 1`` for each ``lacking`` client: some option stays."""
+    entry = np.flatnonzero(lacking[lists.seg])
+    less = entry[lists.corr[entry] >= 0]
+    hosted = np.flatnonzero(lacking & (st.client_host >= 0))
+    return _Cuts(
+        np.concatenate([lists.seg[entry], lists.seg[less], hosted]),
+        np.concatenate([lists.col[entry], lists.corr[less], st.client_host[hosted]]),
+        np.concatenate([np.ones(len(entry)), -np.ones(len(less)), np.ones(len(hosted))]),
+        np.zeros(st.n_clients),
+    )
 
 
 def build_compact(
