@@ -841,3 +841,19 @@ def test_swaps_before_rens_stop_after_the_neighbourhood_time(
     result = solver.solve(9)
     assert given and given[0] <= 1e-3
     assert result.status == "optimal"
+
+
+def test_swaps_after_rens_stop_after_the_neighbourhood_time(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # uncapped, they would get as long as the level took so far (see _deadline)
+    monkeypatch.setattr(engine, "RENS_SITES", 10**9)  # no swaps before RENS
+    monkeypatch.setattr(engine, "NEIGHBOURHOOD_TIME", 1e-3)
+    solver = LevelSolver(synthetic, EXACT)
+    solver.solve(10)
+    monkeypatch.setattr(solver, "rens", lambda best, *a: (best, True))  # finds nothing
+    given: list[float] = []
+    spy(monkeypatch, solver, "polish", lambda best, until, *a, **k: given.append(until - clock()))
+    result = solver.solve(9)
+    assert given and given[0] <= 1e-3
+    assert result.status == "optimal"
