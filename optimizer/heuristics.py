@@ -353,7 +353,8 @@ class Assigner:
         d2 = others.min(axis=1)
         host = st.client_host[clients]
         pinned = (host >= 0) & open_mask[np.maximum(host, 0)]
-        forced = np.flatnonzero((host >= 0) & ~pinned)
+        can = np.isfinite(price[rows, np.maximum(host, 0)])  # a closed host site never opens
+        forced = np.flatnonzero((host >= 0) & ~pinned & can)
         gain = np.maximum(d1[:, None] - price, 0.0)
         gain[pinned] = 0.0
         gain[forced, host[forced]] = d1[forced] - price[forced, host[forced]]
