@@ -18,6 +18,13 @@ is its own. It shows why a size is out of reach before any level is tried.
 Levels: ``N`` levels spread geometrically (denser low) from the status quo
 down to ``--lowest`` of the bodies (at least 4): below a few per cent of the
 bodies the synthetic model's radii leave no feasible grouping.
+
+``--sites N`` lets agencies open only at the N largest bodies and any body
+they leave out of reach, the other bodies' sites closed
+(:func:`optimizer.synthetic.candidate_sites`), as when agencies may sit at
+councils and trusts but not at every school. The levels then run from the
+number of such sites down to the fewest agencies that reach every body (the
+set cover), and the table goes to the ``scale-sites`` section instead.
 """
 
 from __future__ import annotations
@@ -46,8 +53,27 @@ TARGET = (5000, 20, 1e-3, 1800.0)  # bodies, levels, gap, seconds on a 2-core ma
 
 def levels_for(n_bodies: int, count: int, lowest: float) -> tuple[int, ...]:
     """``count`` levels from ``n_bodies`` down to ``lowest`` of it, spread geometrically."""
-    low = max(4, round(lowest * n_bodies))
-    return tuple(sorted({round(v) for v in np.geomspace(low, n_bodies, count)}, reverse=True))
+    return spread(n_bodies, max(4, round(lowest * n_bodies)), count)
+
+
+def spread(top: int, low: int, count: int) -> tuple[int, ...]:
+    """``count`` levels from ``top`` down to ``low``, spread geometrically (denser low)."""
+    return tuple(sorted({round(v) for v in np.geomspace(low, top, count)}, reverse=True))
+
+
+def levels_of(
+    instance: optimizer.Instance, count: int, lowest: float, sites: int | None
+) -> tuple[int, ...]:
+    """The levels of a curve: :func:`levels_for`; with ``sites``, open-able sites to fewest."""
+    if sites is None:
+        return levels_for(len(instance.bodies), count, lowest)
+    fewest = LevelSolver(instance, SolverOptions()).smallest_level()
+    return spread(candidates(instance), fewest, count)
+
+
+def candidates(instance: optimizer.Instance) -> int:
+    """How many sites agencies may open at (not ``closed``)."""
+    return int((instance.sites["status"] != "closed").sum())
 
 
 def run_one(
@@ -72,19 +98,19 @@ def run_one(
     }
 
 
-def measure_build(n_bodies: int, seed: int) -> dict[str, Any]:
+def measure_build(n_bodies: int, seed: int, sites: int | None) -> dict[str, Any]:
     """Build (not solve) an instance's level machinery in a fresh process; sizes and seconds."""
     context = multiprocessing.get_context("spawn")
     with context.Pool(1, maxtasksperchild=1) as pool:
-        return pool.apply(_build, (n_bodies, seed))
+        return pool.apply(_build, (n_bodies, seed, sites))
 
 
-def _build(n_bodies: int, seed: int) -> dict[str, Any]:
+def _build(n_bodies: int, seed: int, sites: int | None) -> dict[str, Any]:
     """Generate, load and build one size (the worker of :func:`measure_build`)."""
     row: dict[str, Any] = {"bodies": n_bodies}
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
         began = time.perf_counter()
-        folder = write_dataset(Path(tmp) / f"synth-{n_bodies}", n_bodies, seed)
+        folder = write_dataset(Path(tmp) / f"synth-{n_bodies}", n_bodies, seed, sites)
         instance = optimizer.load(folder, folder / "model.toml")
         row["load"] = time.perf_counter() - began
     began = time.perf_counter()
@@ -113,6 +139,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--built-sizes", default="", help="sizes only built, not solved")
+    parser.add_argument(
+        "--sites", type=int, default=None, help="candidate sites per instance (default: every body)"
+    )
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     code = common.revision()
@@ -121,14 +150,16 @@ def main() -> None:
     workers = [int(v) for v in args.workers.split(",")]
     results: dict[tuple[int, int, int], dict[str, Any]] = {}
     prepared: dict[int, tuple[float, float]] = {}
+    sites: dict[int, int] = {}
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
         for n in sizes:
             began = time.perf_counter()
-            folder = write_dataset(Path(tmp) / f"synth-{n}", n, args.seed)
+            folder = write_dataset(Path(tmp) / f"synth-{n}", n, args.seed, args.sites)
             instance = optimizer.load(folder, folder / "model.toml")
             prepared[n] = (time.perf_counter() - began, float(instance.spend["spend"].sum()))
+            sites[n] = candidates(instance)
             for count in counts:
-                levels = levels_for(n, count, args.lowest)
+                levels = levels_of(instance, count, args.lowest, args.sites)
                 for w in workers:
                     runs = [
                         run_one(instance, levels, w, args.gap, args.time_limit)
@@ -139,11 +170,11 @@ def main() -> None:
                     result["level_range"] = f"{levels[0]}..{levels[-1]}"
                     results[(n, count, w)] = result
                     print(n, count, w, f"{result['seconds']:.1f}s", result["statuses"], flush=True)
-    built = [measure_build(int(n), args.seed) for n in args.built_sizes.split(",") if n]
-    body = _section(args, code, results, prepared, built)
+    built = [measure_build(int(n), args.seed, args.sites) for n in args.built_sizes.split(",") if n]
+    body = _section(args, code, results, prepared, built, sites)
     print(body)
     if not args.no_write:
-        common.write_section("scale", body)
+        common.write_section("scale" if args.sites is None else "scale-sites", body)
 
 
 def _section(
@@ -152,6 +183,7 @@ def _section(
     results: dict[tuple[int, int, int], dict[str, Any]],
     prepared: dict[int, tuple[float, float]],
     built: list[dict[str, Any]],
+    sites: dict[int, int],
 ) -> str:
     smallest = min(n for n, _, _ in results)
     rows = []
@@ -191,12 +223,23 @@ def _section(
         f" --workers {args.workers} --gap {args.gap:g} --time-limit {args.time_limit:g}"
         f" --lowest {args.lowest:g} --seed {args.seed} --repeats {args.repeats}"
         + (f" --built-sizes {args.built_sizes}" if args.built_sizes else "")
+        + (f" --sites {args.sites}" if args.sites is not None else "")
     )
+    if args.sites is None:
+        title, where = "Scale: synthetic instances", "every body a candidate site"
+    else:
+        title = "Scale: synthetic instances, the largest bodies as candidate sites"
+        listed = ", ".join(f"{n:,} bodies: {k}" for n, k in sites.items())
+        where = (
+            f"agencies may open only at the {args.sites} largest bodies and any body they leave"
+            f" out of reach ({listed}), the other sites closed; levels from those sites down to"
+            " the fewest that reach every body"
+        )
     return (
-        "## Scale: synthetic instances\n\n"
+        f"## {title}\n\n"
         f"Command: `{command}`  \n"
         f"{common.environment(PACKAGES, code)}\n\n"
-        "Instances from `consolidate datasets synth` (seeded; every body a candidate site);"
+        f"Instances from `consolidate datasets synth` (seeded; {where});"
         f" each curve solved to a relative gap of {args.gap:g} with {args.time_limit:g} s per"
         " level at most. One worker is the curve in this process (one solver, cuts kept from"
         " level to level); more workers are local processes (`--executor processes`), each"

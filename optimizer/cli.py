@@ -457,14 +457,22 @@ def datasets_synth(
     folder: Annotated[Path, typer.Argument(help="The folder to write (created if needed).")],
     bodies: Annotated[int, typer.Option("--bodies", help="Number of bodies.")] = 5000,
     seed: Annotated[int, typer.Option("--seed", help="The generator's seed.")] = 1,
+    sites: Annotated[
+        int | None,
+        typer.Option(
+            "--sites",
+            help="Agencies may open only at the N largest bodies and any body they leave out"
+            " of reach; the other bodies' sites are closed (default: at every body).",
+        ),
+    ] = None,
 ) -> None:
     """Write a seeded synthetic dataset of any size, with its model, for trials at scale.
 
-    Example: consolidate datasets synth --bodies 5000 --seed 1 synth-5000/
+    Example: consolidate datasets synth --bodies 5000 --sites 400 --seed 1 synth-5000/
     """
     from optimizer.synthetic import write_dataset
 
-    write_dataset(folder, bodies, seed)
+    write_dataset(folder, bodies, seed, sites)
     console.print(
         f"wrote {bodies} synthetic bodies to {folder}; run it with --data {folder}"
         f" --model {folder / 'model.toml'}"

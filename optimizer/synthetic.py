@@ -19,6 +19,11 @@ places are real, the bodies and their spend are made up.
   body reaches more sites as the bodies grow denser: the allowed
   body-agency-band pairs grow with the square of the bodies (2.8m at 1,000
   bodies, 11.4m at 2,000, 72.8m at 5,000).
+* Sites: every body's, open to agencies; or, with ``sites``, only the
+  largest bodies' and those of any body they leave out of reach, the rest
+  ``closed`` (:func:`candidate_sites`), as when agencies may sit at councils
+  and trusts but not at every school. At 5,000 bodies and 400 such sites,
+  412 are candidates and the pairs number 6.1m.
 
 The same ``(bodies, seed)`` gives the same files on every machine.
 
@@ -33,12 +38,16 @@ True
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix, csr_matrix
+from scipy.sparse.csgraph import dijkstra
 
 from optimizer.errors import DataValidationError
+from optimizer.network import proximity_edges
 from optimizer.results import atomic_write_text
 
 NATION_SHARES = {"England": 0.84, "Scotland": 0.08, "Wales": 0.05, "Northern Ireland": 0.03}
@@ -262,21 +271,101 @@ def _spend(rng: np.random.Generator, bodies: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def write_dataset(folder: Path, n_bodies: int, seed: int = 1) -> Path:
+def candidate_sites(bodies: pd.DataFrame, spend: pd.DataFrame, count: int) -> pd.DataFrame:
+    """A ``sites.csv`` table: every body's site, open to agencies at the largest bodies only.
+
+    Each body hosts a site (``site_id`` and ``body_id`` the body's id), so
+    the status quo, every body buying alone, stays defined. The sites of the
+    ``count`` bodies of most spend are candidates; then, while some body lies
+    beyond the smallest radius of :data:`MODEL` from every candidate of its
+    nation, the site of the body of most spend among them becomes one too,
+    so that every body can buy every category. The rest are ``closed``.
+    Distances are shortest paths on the network the loader generates over
+    the bodies (:func:`optimizer.network.proximity_edges`).
+    """
+    if not 1 <= count <= len(bodies):
+        raise DataValidationError(
+            [f"(--sites) | between 1 and the number of bodies ({len(bodies)}), got {count}"]
+        )
+    total = spend.groupby("body_id")["spend"].sum().reindex(bodies["body_id"]).fillna(0.0)
+    rank = np.argsort(-total.to_numpy(), kind="stable")  # most spend first
+    chosen = np.zeros(len(bodies), dtype=bool)
+    chosen[rank[:count]] = True
+    network, radius = _network(bodies), _smallest_radius()
+    nation = bodies["nation"].to_numpy()
+    for name in NATION_SHARES:
+        mine = nation == name
+        reach = _nearest(network, np.flatnonzero(mine & chosen), len(bodies))
+        while (far := mine & (reach > radius)).any():
+            body = next(b for b in rank if far[b])
+            chosen[body] = True
+            reach = np.minimum(reach, _nearest(network, np.array([body]), len(bodies)))
+    return pd.DataFrame(
+        {
+            "site_id": bodies["body_id"],
+            "name": bodies["name"],
+            "nation": bodies["nation"],
+            "x_km": bodies["x_km"],
+            "y_km": bodies["y_km"],
+            "body_id": bodies["body_id"],
+            "status": np.where(chosen, "candidate", "closed"),
+        }
+    )
+
+
+def _network(bodies: pd.DataFrame) -> csr_matrix:
+    """The loader's generated network over the bodies, as a symmetric sparse matrix of km."""
+    edges = proximity_edges(bodies.set_index("body_id")[["x_km", "y_km"]])
+    at = pd.Index(bodies["body_id"])
+    u, v = at.get_indexer(edges["source"]), at.get_indexer(edges["target"])
+    km = edges["km"].to_numpy(dtype=float)
+    n = len(bodies)
+    return coo_matrix((np.r_[km, km], (np.r_[u, v], np.r_[v, u])), shape=(n, n)).tocsr()
+
+
+def _nearest(network: csr_matrix, sources: np.ndarray, n: int) -> np.ndarray:
+    """Each body's km to the nearest of ``sources`` (inf with none)."""
+    if not len(sources):
+        return np.full(n, np.inf)
+    return np.asarray(dijkstra(network, indices=sources, min_only=True), dtype=float)
+
+
+def _candidates(sites: pd.DataFrame) -> int:
+    """How many sites of a ``sites.csv`` table are candidates."""
+    return int((sites["status"] == "candidate").sum())
+
+
+def _smallest_radius() -> float:
+    """The smallest category radius of :data:`MODEL`, in km."""
+    model = tomllib.loads(MODEL.format(description=""))
+    return float(min(c["radius_km"] for c in model["categories"].values()))
+
+
+def write_dataset(folder: Path, n_bodies: int, seed: int = 1, sites: int | None = None) -> Path:
     """Write a synthetic dataset folder: ``bodies.csv``, ``spend.csv``, ``model.toml``, README.
 
+    With ``sites``, also ``sites.csv`` (:func:`candidate_sites`): agencies
+    may open at the sites of the ``sites`` largest bodies and of any body
+    they leave out of reach, the others closed; without, at every body.
     Load it with ``optimizer.load(folder, folder / "model.toml")``.
     """
     bodies, spend = generate(n_bodies, seed)
+    table = None if sites is None else candidate_sites(bodies, spend, sites)
     described = f"Synthetic UK public bodies: {n_bodies} bodies, seed {seed}."
+    if table is not None:
+        described += f" {_candidates(table)} candidate sites."
     atomic_write_text(folder / "bodies.csv", bodies.to_csv(index=False, lineterminator="\n"))
     atomic_write_text(folder / "spend.csv", spend.to_csv(index=False, lineterminator="\n"))
+    if table is not None:
+        atomic_write_text(folder / "sites.csv", table.to_csv(index=False, lineterminator="\n"))
     atomic_write_text(folder / "model.toml", MODEL.format(description=described))
-    atomic_write_text(folder / "README.md", _readme(folder, bodies, spend, seed))
+    atomic_write_text(folder / "README.md", _readme(folder, bodies, spend, seed, table))
     return folder
 
 
-def _readme(folder: Path, bodies: pd.DataFrame, spend: pd.DataFrame, seed: int) -> str:
+def _readme(
+    folder: Path, bodies: pd.DataFrame, spend: pd.DataFrame, seed: int, sites: pd.DataFrame | None
+) -> str:
     tiers = bodies["tier"].value_counts().reindex(list(TIERS)).fillna(0).astype(int)
     nations = bodies["nation"].value_counts().reindex(list(NATION_SHARES)).fillna(0).astype(int)
     listed = ", ".join(f"{k} {v}" for k, v in tiers.items())
@@ -288,6 +377,12 @@ def _readme(folder: Path, bodies: pd.DataFrame, spend: pd.DataFrame, seed: int) 
         f"* Bodies by tier: {listed}.\n"
         f"* Bodies by nation: {where}.\n"
         f"* Spend: GBP {spend['spend'].sum() / 1e9:,.1f}bn/yr in {spend['category'].nunique()}"
-        " categories.\n\n"
-        f"Run: `consolidate curve --data {folder} --model {folder / 'model.toml'} --out DIR`\n"
+        " categories.\n"
+        + (
+            "* Candidate sites: every body.\n\n"
+            if sites is None
+            else f"* Candidate sites: {_candidates(sites)} (`sites.csv`; the others closed): the"
+            " largest\n  bodies' and those of every body they leave out of reach.\n\n"
+        )
+        + f"Run: `consolidate curve --data {folder} --model {folder / 'model.toml'} --out DIR`\n"
     )

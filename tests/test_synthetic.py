@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 import optimizer
 from optimizer.curve import CurveOptions, consolidation_curve
+from optimizer.engine import LevelSolver
 from optimizer.errors import DataValidationError
 from optimizer.evaluate import evaluate
 from optimizer.results import read_groupings
@@ -81,3 +83,43 @@ def test_datasets_synth_command(cli: CliRunner, tmp_path: Path) -> None:
 def test_too_few_bodies_is_bad_input() -> None:
     with pytest.raises(DataValidationError, match="one per nation"):
         generate(3)
+
+
+@pytest.mark.filterwarnings("error::RuntimeWarning")  # closed host sites once gave inf - inf
+def test_candidate_sites_are_the_largest_bodies_and_reach_every_body(tmp_path: Path) -> None:
+    folder = write_dataset(tmp_path / "synth", 400, seed=2, sites=20)
+    bodies, spend = generate(400, seed=2)
+    sites = pd.read_csv(folder / "sites.csv")
+    assert (sites["site_id"] == bodies["body_id"]).all()
+    assert (sites["body_id"] == sites["site_id"]).all()
+    candidate = sites.loc[sites["status"] == "candidate", "site_id"]
+    largest = spend.groupby("body_id")["spend"].sum().nlargest(20).index
+    assert set(largest) <= set(candidate) and 20 < len(candidate) < 400  # some far bodies added
+    assert set(sites["status"]) == {"candidate", "closed"}
+    instance = optimizer.load(folder, folder / "model.toml")
+    radius = min(c.radius_km for c in instance.model.categories.values())
+    at = instance.sites.index.get_indexer(candidate)
+    same = instance.bodies["nation"].to_numpy()[:, None] == instance.sites["nation"].to_numpy()[at]
+    nearest = np.where(same, instance.distances[:, at], np.inf).min(axis=1)
+    assert (nearest <= radius).all()
+    fewest = LevelSolver(instance).smallest_level()
+    levels = CurveOptions(levels=(len(candidate), fewest), solver=SolverOptions(gap=1e-3))
+    curve = consolidation_curve(instance, levels, tmp_path / "run")
+    frame = curve.to_frame()
+    assert frame["status"].tolist() == ["optimal"] * 2 and frame["savings"].iloc[-1] > 0
+    assert set(curve.groupings[fewest]["site_id"]) <= set(candidate)
+
+
+def test_too_many_or_too_few_candidate_sites_are_refused(tmp_path: Path) -> None:
+    for count in (0, 51):
+        with pytest.raises(DataValidationError, match=r"\(--sites\) \| between 1 and"):
+            write_dataset(tmp_path / f"synth-{count}", 50, seed=1, sites=count)
+
+
+def test_datasets_synth_command_with_sites(cli: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    code, _, stderr = cli("datasets", "synth", "--bodies", "80", "--sites", "10", out)
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted([*FILES, "sites.csv"])
+    assert (pd.read_csv(out / "sites.csv")["status"] == "candidate").sum() >= 10
+    assert "Candidate sites:" in (out / "README.md").read_text()
