@@ -420,10 +420,17 @@ class LevelSolver:
     def _benders(
         self, level: int | None, start: Assignment | None, limit: float | None, began: float
     ) -> tuple[Assignment | None, float, str, dict[str, Any]]:
-        """LP rounds, RENS, swaps, RENS again, then branch and cut, each only while the gap is open.
+        """LP rounds, RENS, then RENS again or swaps, then branch and cut, while the gap is open.
 
         RENS runs only while the gap is wider than ``BRANCH_GAP`` gaps
-        (:meth:`_rens_pays`).
+        (:meth:`_rens_pays`). A RENS that runs out of time runs again at
+        once, resuming with the cuts it added; swaps follow a RENS that
+        searched its neighbourhood out. With swaps between the two RENS runs,
+        uk-councils level 237 from scratch spent 5 s on them (to 5.4e-4 above
+        the bound, where the second RENS then reached 1.0e-4); without, levels
+        237, 239 and 240 took 25.6, 11.7 and 11.6 s instead of 30.6, 16.5 and
+        16.7 s, and 16 other levels from 41 to 282 ended with the same gaps
+        and nodes, within 0.3 s (one run each).
 
         Swaps run before RENS when the LP leaves more than ``RENS_SITES``
         agencies fractional and the start is within ``RESCUE_GAP``: RENS's
@@ -440,11 +447,7 @@ class LevelSolver:
 
         The swaps after RENS stop after ``NEIGHBOURHOOD_TIME`` as well. Given
         as long as the level had taken so far, at uk-councils level 237 from
-        scratch they ran 11.4 s from 6.6e-4 to 5.4e-4 above the bound, and
-        RENS run again then reached 1.0e-4 in 6.5 s. With the cap (one run
-        each, two levels at a time), levels 237, 239 and 240 took 30.7, 22.9
-        and 21.8 s instead of 37.2, 33.2 and 35.7 s; levels 241 and 243 took
-        14.0 and 17.6 s instead of 10.2 and 12.1 s.
+        scratch they ran 11.4 s, to a grouping they had reached within 5 s.
 
         A start that RENS leaves more than ``RESCUE_GAP`` from the bound is
         replaced by the last LP's rounding when that is cheaper: RENS had
@@ -478,15 +481,15 @@ class LevelSolver:
         )
         if far and start is not None and self.last_lp is not None:
             best = self._rounded(self.last_lp[1], level, best, _remaining(limit, began), stats)
-        if (
+        if best is not None and self._rens_pays(best.cost, bound) and not searched:
+            best, _ = self.rens(best, bound, _deadline(limit, began) - clock(), stats)
+        elif (
             best is not None
             and relative_gap(best.cost, bound) > self.options.gap
             and best is not self.polished
         ):
             until = min(_deadline(limit, began), clock() + NEIGHBOURHOOD_TIME)
             best = self.polish(best, until, _proving(bound, self.options.gap))
-        if best is not None and self._rens_pays(best.cost, bound) and not searched:
-            best, _ = self.rens(best, bound, _deadline(limit, began) - clock(), stats)
         return self._exact(level, best, bound, limit, began, stats)
 
     def rens(

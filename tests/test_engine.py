@@ -857,3 +857,24 @@ def test_swaps_after_rens_stop_after_the_neighbourhood_time(
     result = solver.solve(9)
     assert given and given[0] <= 1e-3
     assert result.status == "optimal"
+
+
+def test_a_rens_out_of_time_runs_again_before_any_swaps(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # swaps between them spent 5 s at uk-councils level 237 from scratch (see _benders)
+    monkeypatch.setattr(engine, "RENS_SITES", 10**9)  # no swaps before RENS
+    solver = LevelSolver(synthetic, EXACT)
+    solver.solve(10)
+    calls: list[str] = []
+
+    def out_of_time(best: Any, *args: Any) -> tuple[Any, bool]:
+        calls.append("rens")
+        return best, False
+
+    monkeypatch.setattr(solver, "_rens_pays", lambda cost, bound: True)
+    monkeypatch.setattr(solver, "rens", out_of_time)
+    spy(monkeypatch, solver, "polish", lambda *a, **k: calls.append("polish"))
+    result = solver.solve(9)
+    assert calls == ["rens", "rens"]
+    assert result.status == "optimal"
