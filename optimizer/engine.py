@@ -424,13 +424,13 @@ class LevelSolver:
 
         RENS runs only while the gap is wider than ``BRANCH_GAP`` gaps
         (:meth:`_rens_pays`). A RENS that runs out of time runs again at
-        once, resuming with the cuts it added; swaps follow a RENS that
-        searched its neighbourhood out. With swaps between the two RENS runs,
-        uk-councils level 237 from scratch spent 5 s on them (to 5.4e-4 above
-        the bound, where the second RENS then reached 1.0e-4); without, levels
-        237, 239 and 240 took 25.6, 11.7 and 11.6 s instead of 30.6, 16.5 and
-        16.7 s, and 16 other levels from 41 to 282 ended with the same gaps
-        and nodes, within 0.3 s (one run each).
+        once, resuming with the cuts it added; otherwise (RENS searched its
+        neighbourhood out, or did not run) swaps follow. With swaps between
+        the two RENS runs, uk-councils level 237 from scratch spent 5 s on
+        them (to 5.4e-4 above the bound, where the second RENS then reached
+        1.0e-4); without, levels 237, 239 and 240 took 25.6, 11.7 and 11.6 s
+        instead of 30.6, 16.5 and 16.7 s, and 16 other levels from 41 to 282
+        ended with the same gaps and nodes, within 0.3 s (one run each).
 
         Swaps run before RENS when the LP leaves more than ``RENS_SITES``
         agencies fractional and the start is within ``RESCUE_GAP``: RENS's
@@ -447,7 +447,8 @@ class LevelSolver:
 
         The swaps after RENS stop after ``NEIGHBOURHOOD_TIME`` as well. Given
         as long as the level had taken so far, at uk-councils level 237 from
-        scratch they ran 11.4 s, to a grouping they had reached within 5 s.
+        scratch (when they still ran between two RENS runs) they ran 11.4 s,
+        to a grouping they had reached within 5 s.
 
         A start that RENS leaves more than ``RESCUE_GAP`` from the bound is
         replaced by the last LP's rounding when that is cheaper: RENS had

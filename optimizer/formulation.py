@@ -712,7 +712,7 @@ def _feasibility_cuts(st: Structure, lists: CutLists, lacking: np.ndarray) -> _C
         np.concatenate([lists.seg[entry], lists.seg[less], hosted]),
         np.concatenate([lists.col[entry], lists.corr[less], st.client_host[hosted]]),
         np.concatenate([np.ones(len(entry)), -np.ones(len(less)), np.ones(len(hosted))]),
-        np.zeros(st.n_clients),
+        np.zeros(st.n_clients),  # no value needed: every lacking client gets its cut
     )
 
 
