@@ -473,8 +473,9 @@ class LevelSolver:
             if stats["dropped"]:  # the cuts tight at the incumbent, if the LP rounds dropped them
                 stats["cuts"] += self.seed(best)
             if self._undecided() > RENS_SITES and relative_gap(best.cost, bound) <= RESCUE_GAP:
-                until = min(_deadline(limit, began), clock() + NEIGHBOURHOOD_TIME)
-                best = self.polish(best, until, _proving(bound, self.options.gap))
+                best = self.polish(
+                    best, _swap_deadline(limit, began), _proving(bound, self.options.gap)
+                )
         if best is not None and self._rens_pays(best.cost, bound):
             best, searched = self.rens(best, bound, _deadline(limit, began) - clock(), stats)
         far = best is not None and relative_gap(best.cost, bound) > max(
@@ -489,8 +490,9 @@ class LevelSolver:
             and relative_gap(best.cost, bound) > self.options.gap
             and best is not self.polished
         ):
-            until = min(_deadline(limit, began), clock() + NEIGHBOURHOOD_TIME)
-            best = self.polish(best, until, _proving(bound, self.options.gap))
+            best = self.polish(
+                best, _swap_deadline(limit, began), _proving(bound, self.options.gap)
+            )
         return self._exact(level, best, bound, limit, began, stats)
 
     def rens(
@@ -1269,6 +1271,11 @@ def _deadline(limit: float | None, began: float) -> float:
     if limit is not None:
         budget = min(budget, max(0.0, limit - spent) * POLISH_SHARE)
     return clock() + budget
+
+
+def _swap_deadline(limit: float | None, began: float) -> float:
+    """When swaps around RENS stop: :func:`_deadline`, but ``NEIGHBOURHOOD_TIME`` at most."""
+    return min(_deadline(limit, began), clock() + NEIGHBOURHOOD_TIME)
 
 
 def _remaining(limit: float | None, began: float) -> float | None:

@@ -828,30 +828,17 @@ def test_swaps_run_before_rens_when_the_lp_leaves_many_agencies_fractional(
     assert result.objective == pytest.approx(LevelSolver(synthetic, EXACT).solve(9).objective)
 
 
-def test_swaps_before_rens_stop_after_the_neighbourhood_time(
-    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_swaps_around_rens_stop_after_the_neighbourhood_time(
+    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch, when: str
 ) -> None:
     # uncapped, they would get as long as the level took so far (see _deadline)
-    monkeypatch.setattr(engine, "RENS_SITES", 0)
+    monkeypatch.setattr(engine, "RENS_SITES", 0 if when == "before" else 10**9)
     monkeypatch.setattr(engine, "NEIGHBOURHOOD_TIME", 1e-3)
     solver = LevelSolver(synthetic, EXACT)
     solver.solve(10)
-    given: list[float] = []
-    spy(monkeypatch, solver, "polish", lambda best, until, *a, **k: given.append(until - clock()))
-    result = solver.solve(9)
-    assert given and given[0] <= 1e-3
-    assert result.status == "optimal"
-
-
-def test_swaps_after_rens_stop_after_the_neighbourhood_time(
-    synthetic: optimizer.Instance, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # uncapped, they would get as long as the level took so far (see _deadline)
-    monkeypatch.setattr(engine, "RENS_SITES", 10**9)  # no swaps before RENS
-    monkeypatch.setattr(engine, "NEIGHBOURHOOD_TIME", 1e-3)
-    solver = LevelSolver(synthetic, EXACT)
-    solver.solve(10)
-    monkeypatch.setattr(solver, "rens", lambda best, *a: (best, True))  # finds nothing
+    if when == "after":  # no swaps before RENS, and RENS finds nothing
+        monkeypatch.setattr(solver, "rens", lambda best, *a: (best, True))
     given: list[float] = []
     spy(monkeypatch, solver, "polish", lambda best, until, *a, **k: given.append(until - clock()))
     result = solver.solve(9)
