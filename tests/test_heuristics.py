@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from optimizer import heuristics, orlib
 from optimizer.formulation import never_open, structure
 from optimizer.heuristics import Assigner, Assignment, copy_search, swap_search
 from optimizer.instance import Instance
+from optimizer.synthetic import write_dataset
 
 PMED1 = Path(__file__).resolve().parents[1].parent / "shared/benchmarks/orlib/pmed/pmed1.txt"
 
@@ -232,3 +234,39 @@ def test_refine_finds_the_large_agencies_marginal_rates_miss() -> None:
     check = optimizer.evaluate(instance, table, open_sites=sites)
     assert check.feasible
     assert abs(check.total - refined.cost) <= 1e-6 * check.total
+
+
+def test_closed_sites_act_as_if_absent(tmp_path: Path) -> None:
+    """With sites closed, the heuristics keep rows for the others only and move as without them.
+
+    The same instance with its closed sites deleted from ``sites.csv`` must
+    give the same groupings (by site id) through a greedy drop, a swap
+    search and the estimates of openings.
+    """
+    folder = write_dataset(tmp_path / "synth", 300, seed=2, sites=15)
+    full = optimizer.load(folder, folder / "model.toml")
+    kept = (full.sites["status"] != "closed").to_numpy()
+    absent = dataclasses.replace(full, sites=full.sites[kept], distances=full.distances[:, kept])
+    runs = []
+    for instance in (full, absent):
+        st = structure(instance)
+        assigner = Assigner(instance, st)
+        assert assigner.by_site.shape == (int(kept.sum()), st.n_clients)
+        ids = instance.sites.index.to_numpy()
+        mask, locked, banned = ~never_open(st), st.must_open, never_open(st)
+        current = assigner.assign(mask)
+        assert current is not None
+        seen = [(ids[current.site], current.cost)]
+        for _ in range(4):
+            step = heuristics.drop_site(assigner, current, mask, locked)
+            assert step is not None
+            current, mask = step
+            seen.append((ids[current.site], current.cost))
+        opening = assigner.opening_deltas(current, mask, banned)
+        seen.append((ids[np.isfinite(opening)], float(opening[np.isfinite(opening)].sum())))
+        found = swap_search(assigner, current, locked, banned, moves=3)
+        seen.append((ids[found.site], found.cost))
+        runs.append(seen)
+    for (sites, cost), (other_sites, other_cost) in zip(*runs, strict=True):
+        assert sites.tolist() == other_sites.tolist()
+        assert cost == pytest.approx(other_cost, rel=1e-12)
