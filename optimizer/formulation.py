@@ -592,6 +592,23 @@ def separate(
     return rows, int(violated.sum() + lacking.sum())
 
 
+def shortfall(st: Structure, lists: CutLists, values: np.ndarray) -> float:
+    """How far a master point's ``theta`` falls short of its clients' costs, summed.
+
+    Each client's cut made at ``values`` (see :func:`separate`) is tight
+    there, so this is the sum of their violations. Every cut holds at every
+    point, so raising each ``theta`` to its client's cost keeps the point in
+    the master with all its cuts: the master LP can rise at most this far
+    above the LP value at ``values``, whatever cuts are added. Infinite when
+    some client lacks an open option (no such point is in the master).
+    """
+    seg, u, lacking = _marginal(st, lists, values)
+    if lacking.any():
+        return float("inf")
+    cuts = _optimality_cuts(st, lists, values, u, seg, values)
+    return float(np.maximum(0.0, (u - st.floor) - cuts.lhs).sum())
+
+
 def _marginal(
     st: Structure, lists: CutLists, values: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

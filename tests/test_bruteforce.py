@@ -18,6 +18,7 @@ import bruteforce
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.optimize import linprog
 
 from optimizer import formulation
 from optimizer.engine import LevelSolver, solve_level
@@ -412,3 +413,74 @@ def test_marginal_costs_are_those_of_filling_cheapest_first(seed: int) -> None:
             assert (u[i], bool(lacking[i])) == _filled(st, lists, point, int(i))
         short += int(lacking.sum())
     assert short > 0  # some points leave a client short: the feasibility branch is exercised
+
+
+def _client_lp(st: formulation.Structure, y: np.ndarray, w: np.ndarray, i: int) -> float | None:
+    """Client ``i``'s cost at ``(y, w)``, by its LP (see ``separate``) solved by linprog."""
+    own = st.lst_copy[st.ptr[i] : st.ptr[i + 1]]
+    at_host = st.host_copy[st.host_ptr[i] : st.host_ptr[i + 1]]
+    copies = np.r_[own, at_host]
+    cost = np.r_[
+        st.lst_cost[st.ptr[i] : st.ptr[i + 1]], st.host_cost[st.host_ptr[i] : st.host_ptr[i + 1]]
+    ]
+    host_rows = {}
+    if st.client_host[i] >= 0:
+        row = np.r_[np.zeros(len(own)), -np.ones(len(at_host))]
+        host_rows = {"A_ub": row[None, :], "b_ub": [-y[st.client_host[i]]]}
+    out = linprog(
+        cost,
+        A_eq=np.ones((1, len(copies))),
+        b_eq=[1.0],
+        bounds=list(zip(np.zeros(len(copies)), w[copies], strict=True)),
+        method="highs",
+        **host_rows,
+    )
+    return float(out.fun) if out.status == 0 else None
+
+
+def _master_point(
+    st: formulation.Structure, rng: np.random.Generator, density: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random ``(y, w)`` within the master's rows and bounds (its links and forced sites).
+
+    A ``density`` share of the sites are open outright, the others in part.
+    Each site's copies of a category share at most its ``y`` (all of it
+    where its host buys the category); a ``density`` share of them get some.
+    """
+    y = np.where(rng.random(st.n_sites) < density, 1.0, rng.random(st.n_sites))
+    y[st.must_open] = 1.0
+    y[formulation.never_open(st)] = 0.0
+    _, group = np.unique(st.copy_site * (st.copy_cat.max() + 1) + st.copy_cat, return_inverse=True)
+    hosted = np.zeros(group.max() + 1, dtype=bool)
+    hosted[group[st.host_copy]] = True
+    share = rng.random(st.n_copies) * ((rng.random(st.n_copies) < density) | hosted[group])
+    total = np.bincount(group, weights=share)
+    filled = np.where(hosted, 1.0, rng.uniform(0.5, 1.0, len(total)))[group]
+    w = np.divide(share, total[group], out=np.zeros_like(share), where=total[group] > 0)
+    return y, w * filled * y[st.copy_site]
+
+
+@pytest.mark.parametrize("seed", _benders_seeds(4))
+def test_shortfall_sums_what_theta_lacks_of_each_clients_lp_cost(seed: int) -> None:
+    """At a master point, the shortfall is each client's LP cost less its floor and theta, summed.
+
+    Each client's cost is its own LP solved by linprog; a point where some
+    client's LP is infeasible (too little open in reach) has no shortfall.
+    """
+    st = structure(instance_of(seed))
+    lists = formulation.cut_lists(st, 1)
+    rng = np.random.default_rng(seed)
+    seen = {"finite": 0, "infinite": 0}
+    for density in (1.0, 0.6, 0.3, 0.1, 1.0, 0.6, 0.3, 0.1):
+        y, w = _master_point(st, rng, density)
+        costs = [_client_lp(st, y, w, i) for i in range(st.n_clients)]
+        above = np.array([math.inf if c is None else c for c in costs]) - st.floor
+        theta = np.where(np.isfinite(above), above, 0.0) * rng.uniform(-0.5, 1.5, st.n_clients)
+        got = formulation.shortfall(st, lists, np.r_[y, w, theta, lists.pool_values(w)])
+        if np.isinf(above).any():
+            assert got == math.inf
+            seen["infinite"] += 1
+        else:
+            assert got == pytest.approx(np.maximum(above - theta, 0.0).sum(), rel=1e-9, abs=1e-6)
+            seen["finite"] += 1
+    assert seen["finite"] and seen["infinite"]

@@ -865,3 +865,39 @@ def test_a_rens_out_of_time_runs_again_before_any_swaps(
     result = solver.solve(9)
     assert calls == ["rens", "rens"]
     assert result.status == "optimal"
+
+
+def test_lp_rounds_stop_once_more_cuts_could_barely_raise_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At gaps from ``SETTLED_GAP``, the LP rounds stop at the first settled point; else not.
+
+    Settled: its shortfall (how far every cut together could still raise
+    the LP) is within ``LP_SETTLED`` of the gap. The level's bound then
+    stays within that share of the bound the rounds reach when run to the end.
+    """
+    folder = write_dataset(tmp_path / "synth", 500, seed=1, sites=40)
+    instance = optimizer.load(folder, folder / "model.toml")
+    real, seen = engine.shortfall, []
+
+    def spy(*args: Any) -> float:
+        seen.append(real(*args))
+        return seen[-1]
+
+    monkeypatch.setattr(engine, "shortfall", spy)
+    share, runs = engine.LP_SETTLED, {}
+    for settled in (share, 0.0):
+        monkeypatch.setattr(engine, "LP_SETTLED", settled)
+        seen.clear()
+        solver = LevelSolver(instance, SolverOptions(gap=1e-3))
+        result = solver.solve(60)
+        assert result.status == "optimal"
+        limit = settled * 1e-3 * result.bound
+        assert all(value > limit for value in seen[:-1])
+        runs[settled] = (len(seen), result.bound, seen[-1] <= limit)
+    (rounds, bound, stopped), (all_rounds, full_bound, _) = runs[share], runs[0.0]
+    assert stopped and rounds < all_rounds
+    assert bound >= full_bound * (1 - share * 1e-3)
+    seen.clear()
+    assert LevelSolver(instance, SolverOptions(gap=1e-4)).solve(60).status == "optimal"
+    assert not seen  # at tighter gaps the rounds run to the end
