@@ -89,8 +89,10 @@ def run_one(
     seconds = time.perf_counter() - began
     solved = frame[~frame["status"].isin(EMPTY)]
     proven = int(((frame["status"] == "optimal") | (frame["status"] == "infeasible")).sum())
+    slowest = solved.nlargest(3, "seconds")
     return {
         "seconds": seconds,
+        "slowest": ", ".join(f"{r.level} ({r.seconds:.0f} s)" for r in slowest.itertuples()),
         "worst_gap": float(solved["gap"].max()) if len(solved) else float("nan"),
         "proven": proven,
         "levels": len(levels),
@@ -218,6 +220,10 @@ def _section(
         rows,
     )
     setup = ", ".join(f"{n}: {s:.1f} s, GBP {v / 1e9:,.1f}bn" for n, (s, v) in prepared.items())
+    slowest = "; ".join(
+        f"{n:,} bodies, {count} levels, {w} workers: {r['slowest']}"
+        for (n, count, w), r in sorted(results.items())
+    )
     command = (
         f"python benchmarks/scale.py --sizes {args.sizes} --level-counts {args.level_counts}"
         f" --workers {args.workers} --gap {args.gap:g} --time-limit {args.time_limit:g}"
@@ -246,6 +252,7 @@ def _section(
         " with one solver thread. `proven` counts levels solved within the gap (or proven"
         f" infeasible); `seconds` is wall time, median of {args.repeats}.\n\n"
         f"{table}\n\n"
+        f"Slowest levels (each level's own seconds, second tries included): {slowest}.\n\n"
         f"Generating and loading each instance (not in `seconds`): {setup}.\n\n"
         f"Target: {TARGET[0]:,} bodies, {TARGET[1]} levels each within {TARGET[2]:g} in under"
         f" {TARGET[3] / 60:.0f} minutes on 2 cores: {_verdict(results, built)}.\n"
