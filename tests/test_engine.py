@@ -880,11 +880,11 @@ def test_lp_rounds_stop_once_more_cuts_could_barely_raise_the_bound(
     instance = optimizer.load(folder, folder / "model.toml")
     real, seen = engine.shortfall, []
 
-    def spy(*args: Any) -> float:
+    def recorded(*args: Any) -> float:  # the module's spy() sees arguments, not results
         seen.append(real(*args))
         return seen[-1]
 
-    monkeypatch.setattr(engine, "shortfall", spy)
+    monkeypatch.setattr(engine, "shortfall", recorded)
     share, runs = engine.LP_SETTLED, {}
     for settled in (share, 0.0):
         monkeypatch.setattr(engine, "LP_SETTLED", settled)
