@@ -90,6 +90,9 @@ class BranchAndCut:
         Relative gap at which a node is pruned and the search ends.
     cut_row0, drop_from : int
         The first cut row, and the cuts beyond which slack ones are dropped.
+    listener : callable, optional
+        Called after each node with the best grouping (or None) and the
+        least bound of the open nodes.
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class BranchAndCut:
         gap: float,
         cut_row0: int,
         drop_from: int,
+        listener: Callable[[Any, float], None] | None = None,
     ) -> None:
         self.master = master
         self.cols = cols
@@ -109,6 +113,7 @@ class BranchAndCut:
         self.gap = gap
         self.cut_row0 = cut_row0
         self.drop_from = drop_from
+        self.listener = listener
         self.lo, self.hi = master.col_bounds(cols)
         self.gain = np.zeros((2, len(cols)))  # summed LP rise per unit change: down, up
         self.seen = np.zeros((2, len(cols)), dtype=int)
@@ -130,6 +135,8 @@ class BranchAndCut:
                 found.nodes += 1
                 for child in self._visit(node, found, deadline):
                     heapq.heappush(heap, child)
+                if self.listener is not None and heap:
+                    self.listener(found.best, max(found.bound, min(heap[0].bound, found.floor)))
         finally:
             self.master.set_col_bounds(self.cols, self.lo, self.hi)
         left = min(

@@ -38,14 +38,16 @@ from optimizer.curve import (
     consolidation_curve,
     curve_summary,
     parse_levels,
+    solve_one,
 )
-from optimizer.engine import SolveResult, solve_level, write_model
+from optimizer.engine import Listener as LevelListener
+from optimizer.engine import SolveResult, write_model
 from optimizer.errors import DataValidationError, InfeasibleError, OptimizerError, SolverError
 from optimizer.evaluate import Evaluation, evaluate
 from optimizer.executors import executor_options
 from optimizer.results import read_groupings, write_groupings, write_json
 from optimizer.run import Run, open_run, run_inputs
-from optimizer.solve import SolverOptions
+from optimizer.solve import DEFAULT_TIME_LIMIT, SolverOptions
 
 app = typer.Typer(
     name="consolidate",
@@ -184,8 +186,12 @@ def solve_command(
     solver: SolverOpt = "highs",
     time_limit: Annotated[
         float | None,
-        typer.Option("--time-limit", help="Seconds; the best grouping so far is returned."),
-    ] = None,
+        typer.Option(
+            "--time-limit",
+            help="Seconds in all (the greedy start's included); the best grouping so far and "
+            "its bound are returned.",
+        ),
+    ] = DEFAULT_TIME_LIMIT,
     gap: Annotated[
         float, typer.Option("--gap", help="Relative gap at which a grouping counts as optimal.")
     ] = 1e-4,
@@ -207,11 +213,52 @@ def solve_command(
         write_model(instance, _level(level), write_lp, keep_open=opened, keep_closed=closed)
         console.print(f"wrote {write_lp}")
         return
-    result = solve_level(instance, _level(level), options, keep_open=opened, keep_closed=closed)
+    chosen = _level(level)
+    with _solve_progress(chosen) as listen:
+        result = solve_one(
+            instance, chosen, options, keep_open=opened, keep_closed=closed, listener=listen
+        )
     if out is not None:
         write_groupings(out / "groupings.csv", result.groupings)
         write_json(out / "summary.json", result.summary())
     _print_result(result, out)
+
+
+@contextmanager
+def _solve_progress(level: int | None) -> Iterator[LevelListener | None]:
+    """A rich status line of a solve (phase, best, bound, gap, elapsed), on a terminal only."""
+    if not errors.is_terminal:
+        yield None
+        return
+    columns = (
+        TextColumn(f"[bold]level {'best' if level is None else level}"),
+        TextColumn("{task.fields[phase]}"),
+        TextColumn("best {task.fields[best]}"),
+        TextColumn("bound {task.fields[bound]}"),
+        TextColumn("gap {task.fields[gap]}"),
+        TimeElapsedColumn(),
+    )
+    progress = Progress(*columns, console=errors, transient=False)
+    task = progress.add_task("solve", total=None, phase="starting", best="-", bound="-", gap="-")
+
+    def listen(phase: str, best: float, bound: float) -> None:
+        gap = "-"
+        if math.isfinite(best) and math.isfinite(bound):
+            gap = f"{(best - bound) / max(abs(best), 1e-9):.1e}"
+        progress.update(task, phase=phase, best=_money(best), bound=_money(bound), gap=gap)
+
+    progress.start()
+    try:
+        yield listen
+    finally:
+        progress.stop()
+
+
+def _money(value: float) -> str:
+    """GBP/yr for the progress line: millions when large; '-' when not finite."""
+    if not math.isfinite(value):
+        return "-"
+    return f"{value / 1e6:,.1f}m" if abs(value) >= 1e8 else f"{value:,.0f}"
 
 
 def _print_result(result: SolveResult, out: Path | None) -> None:
@@ -253,7 +300,7 @@ def curve_command(
     solver: SolverOpt = "highs",
     time_limit: Annotated[
         float | None, typer.Option("--time-limit", help="Seconds per level for the exact solve.")
-    ] = 30.0,
+    ] = DEFAULT_TIME_LIMIT,
     gap: Annotated[
         float, typer.Option("--gap", help="Relative gap at which a level counts as solved.")
     ] = 1e-4,
@@ -301,10 +348,15 @@ def _recommendation(summary: dict[str, Any]) -> str:
     saving = summary["recommended_savings"]
     share = 100 * saving / summary["status_quo_total"] if summary["status_quo_total"] else 0.0
     amount = f"GBP {saving / 1e6:,.1f}m" if abs(saving) >= 1e6 else f"GBP {saving:,.0f}"
-    return (
-        f"recommended level: {summary['recommended_level']} agencies (lowest total; saves "
+    tied = summary.get("tied_levels", [summary["recommended_level"]])
+    why = "lowest total" if len(tied) < 2 else "fewest agencies of the tied levels"
+    text = (
+        f"recommended level: {summary['recommended_level']} agencies ({why}; saves "
         f"{amount}/yr, {share:.2f}%); within 1% of it: {near}"
     )
+    if len(tied) > 1:
+        text += f"\nlevels {', '.join(str(k) for k in tied)} are tied within their proven gaps"
+    return text
 
 
 @contextmanager

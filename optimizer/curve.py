@@ -27,6 +27,7 @@ import math
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -35,12 +36,19 @@ import numpy as np
 import pandas as pd
 
 from optimizer.engine import LevelSolver, SolveResult, relative_gap, versions
+from optimizer.engine import Listener as LevelListener
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
 from optimizer.evaluate import evaluate
 from optimizer.executors import ExecutorOptions, completed, worker_count
-from optimizer.heuristics import Assignment, drop_site, swap_search
+from optimizer.heuristics import Assignment, better, drop_site, drop_sites, swap_search
 from optimizer.instance import Instance
-from optimizer.results import atomic_write_text, claim_folder, write_groupings, write_json
+from optimizer.results import (
+    atomic_write_text,
+    claim_folder,
+    read_groupings,
+    write_groupings,
+    write_json,
+)
 from optimizer.solve import SolverOptions, clock
 
 CURVE_COLUMNS = [
@@ -62,6 +70,7 @@ LOWEST_DEFAULT = 4
 DEFAULT_POINTS = 15
 SWAP_MOVES = 8  # swaps per level in the downward pass
 SWAP_LEVELS = 24  # levels the downward pass improves by swaps, at most
+PASS_SHARE = 0.1  # of the time limit times the levels: the downward pass's budget
 # Levels handed out after the lowest one, per worker besides the first: the
 # lowest level's LP is the weakest, and it takes about three times as long as
 # the levels above it (see level_tasks).
@@ -185,8 +194,6 @@ class Curve:
         ValueError
             When the curve was not written to a run folder.
         """
-        from optimizer.results import read_groupings
-
         if self.folder is None:
             raise ValueError("groupings are kept in the run folder: give consolidation_curve out=")
         levels = [int(row["level"]) for row in self.rows]
@@ -315,9 +322,24 @@ class _Run:
         self.payload = shared if executor.kind == "serial" else shared.for_workers()
         self.solver = shared.solver()  # the pass's, and here the holder of every level's grouping
         self.rows = dict(done)
+        if out is not None:
+            self._read_back(out)
         self.total, self.began = total, began
         if on_level is not None:
             on_level(None, len(self.rows), total)
+
+    def _read_back(self, out: Path) -> None:
+        """Hold the groupings of the levels a resumed run finished before.
+
+        Levels resumed in this process then start from them when they are
+        nearby (:meth:`LevelSolver.nearby`), as they would have in one
+        uninterrupted run; the cuts those levels found are lost, so a
+        resumed level may still end at another grouping within the gap.
+        """
+        for level, row in self.rows.items():
+            if row["status"] not in EMPTY:
+                table = read_groupings(out / "groupings" / f"level-{level}.csv")
+                self.solver.solved[level] = self.solver.assignment(table)
 
     def solve(self, levels: list[int], ahead: int) -> None:
         """Solve ``levels`` (:func:`level_tasks`), then the second tries (:func:`second_tries`)."""
@@ -420,7 +442,7 @@ def level_tasks(solver: LevelSolver, levels: list[int], ahead: int = 0) -> Itera
     """
     if not levels:
         return
-    start = _PassStarts(solver, levels)
+    start = _PassStarts(solver, levels, pass_budget(solver.options.time_limit, len(levels)))
     yield LevelTask(levels[0], start(levels[0]))
     rest = levels[1:]
     if ahead and rest:
@@ -448,40 +470,88 @@ def lowest_early(levels: list[int], fewest: int, ahead: int) -> list[int]:
 def _fewest(solver: LevelSolver) -> int:
     """The fewest feasible agencies; one more than the sites when no level is feasible."""
     try:
-        return solver.smallest_level()
+        return solver.smallest_level(solver.options.time_limit)
     except InfeasibleError:
         return solver.st.n_sites + 1
 
 
 class _PassStarts:
-    """The downward pass's grouping at each level, the pass run only as far as asked."""
+    """The downward pass's grouping at each level, the pass run only as far as asked.
 
-    def __init__(self, solver: LevelSolver, levels: list[int]) -> None:
-        self.steps = downward_steps(solver, min(levels), set(levels))
+    The pass works for :func:`pass_budget` of the levels at most. A level
+    below where it stopped starts from the last grouping it reached (or the
+    last level so started) with the sites it estimates cheapest to close
+    closed at once (:func:`optimizer.heuristics.drop_sites`): one estimate
+    and one assignment a level, where the pass takes one per site closed.
+    None when that leaves some client unreached.
+    """
+
+    def __init__(self, solver: LevelSolver, levels: list[int], budget: float | None) -> None:
+        self.solver = solver
+        self.steps = downward_steps(solver, min(levels), set(levels), budget, last=True)
         self.found: dict[int, Assignment] = {}
         self.at: float = math.inf  # the last level the pass reached
+        self.last: Assignment | None = None  # the grouping with the fewest sites so far
 
     def __call__(self, level: int) -> Assignment | None:
-        """The pass's grouping at ``level``, or None when the pass stops above it."""
+        """The pass's grouping at ``level``; a jump from the last one when it stopped above."""
         while self.at > level:
             step = next(self.steps, None)
             if step is None:
                 self.at = -math.inf
                 break
             self.at = step[0]
-            self.found[step[0]] = step[1]
-        return self.found.pop(level, None)
+            self.found[step[0]] = self.last = step[1]
+        found = self.found.pop(level, None)
+        if found is None and self.last is not None and len(self.last.open_sites) > level:
+            locked, _ = self.solver.swap_limits()
+            count = len(self.last.open_sites) - level
+            found = drop_sites(self.solver.assigner, self.last, count, locked)
+            self.last = found or self.last
+        return found
 
 
-def downward_pass(solver: LevelSolver, lowest: int, wanted: set[int]) -> dict[int, Assignment]:
+def downward_pass(
+    solver: LevelSolver, lowest: int, wanted: set[int], budget: float | None = None
+) -> dict[int, Assignment]:
     """Incumbents for the wanted levels from one greedy drop pass from all sites open."""
-    return dict(downward_steps(solver, lowest, wanted))
+    return dict(downward_steps(solver, lowest, wanted, budget))
+
+
+def pass_budget(time_limit: float | None, levels: int) -> float | None:
+    """Seconds the downward pass may work: ``PASS_SHARE`` of the levels' time limits together.
+
+    None (no budget) without a time limit. Each drop of the pass re-prices
+    every client at every open site: on a 2,000-body synthetic instance
+    (2,000 sites, 10,297 clients) the first 30 drops took 1.05 s each and
+    the 8 swaps at one level 13.7 s, so a pass down to level 200 would take
+    most of an hour; the levels it does not reach start from a covering
+    MIP's grouping instead (:meth:`LevelSolver.solve`, given no start). On
+    uk-councils the whole pass takes about 4 s, well within any budget.
+
+    Examples
+    --------
+    >>> pass_budget(30.0, 16), pass_budget(None, 16)
+    (48.0, None)
+    """
+    if time_limit is None:
+        return None
+    return PASS_SHARE * time_limit * max(1, levels)
 
 
 def downward_steps(
-    solver: LevelSolver, lowest: int, wanted: set[int]
+    solver: LevelSolver,
+    lowest: int,
+    wanted: set[int],
+    budget: float | None = None,
+    last: bool = False,
 ) -> Iterator[tuple[int, Assignment]]:
     """The downward pass, level by level: each wanted level it reaches, with its grouping.
+
+    The pass stops once it has worked ``budget`` seconds (its own time: not
+    the time its consumer spends between two levels); the levels below
+    where it stopped get no grouping from it (:func:`pass_budget`). With
+    ``last``, the grouping where it stopped comes last, wanted or not.
 
     At most ``SWAP_LEVELS`` of the wanted levels, spread evenly, are improved
     by ``SWAP_MOVES`` swaps; the others keep the greedy grouping. Swaps cost
@@ -490,21 +560,110 @@ def downward_steps(
     workers back by minutes for little gain.
     """
     st, assigner = solver.st, solver.assigner
+    watch = _Stopwatch(budget)
     open_mask = ~st.fixed_closed
     current = assigner.assign(open_mask)
     locked, banned = solver.swap_limits()
     ordered = sorted(wanted, reverse=True)
     swapped = set(ordered[:: max(1, math.ceil(len(ordered) / SWAP_LEVELS))])
-    while current is not None and int(open_mask.sum()) >= lowest:
-        level = int(open_mask.sum())
-        if level in swapped:
-            yield level, swap_search(assigner, current, locked, banned, moves=SWAP_MOVES)
-        elif level in wanted:
-            yield level, current
+    given = None  # the last level yielded
+    while current is not None and int(open_mask.sum()) >= lowest and not watch.out():
+        given = int(open_mask.sum())
+        if given in swapped:
+            found = swap_search(
+                assigner, current, locked, banned, watch.deadline(), moves=SWAP_MOVES
+            )
+            with watch.paused():
+                yield given, found
+        elif given in wanted:
+            with watch.paused():
+                yield given, current
+        else:
+            given = None
         step = drop_site(assigner, current, open_mask, locked)
         if step is None:
             break
         current, open_mask = step
+    reached = int(open_mask.sum())
+    if last and current is not None and given != reached and reached >= lowest:
+        yield reached, current
+
+
+def solve_one(
+    instance: Instance,
+    level: int | None,
+    options: SolverOptions,
+    *,
+    keep_open: Iterable[str] = (),
+    keep_closed: Iterable[str] = (),
+    listener: LevelListener | None = None,
+) -> SolveResult:
+    """One level as ``consolidate solve`` runs it, within ``options.time_limit`` in all.
+
+    The downward pass first gives a grouping (:func:`greedy_start`, for
+    :func:`pass_budget` of one level): with the number of agencies free it
+    is the start; at a level it is kept aside and returned if the solve,
+    which runs as a level alone does (a covering MIP's start, its LP's
+    rounding), finds nothing better in its time. So a solve stopped by its
+    time limit still has a grouping (the compact model's instances, with
+    capacities or whole-body buying, excepted: the heuristics ignore those
+    rules). ``listener`` is told each phase, the best total and the bound
+    (:attr:`LevelSolver.listener`).
+    """
+    began = clock()
+    solver = LevelSolver(instance, options, keep_open=keep_open, keep_closed=keep_closed)
+    solver.listener = listener
+    greedy = None
+    if not solver.compact:
+        solver.tell("greedy pass", None, -math.inf)
+        greedy = greedy_start(solver, level, pass_budget(options.time_limit, 1))
+    limit = options.time_limit
+    left = None if limit is None else max(0.01, limit - (clock() - began))
+    if level is None:
+        return solver.solve(None, greedy, left)
+    return solver.solve(level, None, left, fallback=greedy)
+
+
+def greedy_start(solver: LevelSolver, level: int | None, budget: float | None) -> Assignment | None:
+    """A grouping at ``level`` from the downward pass run for ``budget`` seconds at most.
+
+    With ``level`` None (the number of agencies free), the cheapest grouping
+    the pass met. A pass stopped above ``level`` jumps there as the curve's
+    does (:class:`_PassStarts`).
+    """
+    if level is None:
+        steps = downward_steps(solver, 1, set(range(1, solver.st.n_sites + 1)), budget, True)
+        found = None
+        for _, grouping in steps:
+            found = better(found, grouping)
+        return found
+    return _PassStarts(solver, [level], budget)(level)
+
+
+class _Stopwatch:
+    """The time a generator has spent in its own work, against a budget (None: no budget)."""
+
+    def __init__(self, budget: float | None) -> None:
+        self.budget = math.inf if budget is None else budget
+        self.spent = 0.0
+        self.mark = clock()
+
+    def out(self) -> bool:
+        """Whether the budget is spent."""
+        return self.spent + clock() - self.mark >= self.budget
+
+    def deadline(self) -> float:
+        """The :func:`clock` time at which the budget runs out, if nothing pauses."""
+        return self.mark + self.budget - self.spent
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """Stop counting (while the generator waits at a ``yield``)."""
+        self.spent += clock() - self.mark
+        try:
+            yield
+        finally:
+            self.mark = clock()
 
 
 class _Levels:
@@ -674,7 +833,22 @@ def _write_progress(out: Path, rows: list[dict[str, Any]], quo: float, seconds: 
 
 
 def curve_summary(frame: pd.DataFrame, quo: float, seconds: float) -> dict[str, Any]:
-    """The run's summary: status quo, the recommended level and those within 1% of it."""
+    """The run's summary: status quo, the recommended level, those tied with it or within 1%.
+
+    The lowest total is the best; the levels tied with it
+    (:func:`tied_levels`) are those whose proven bound does not rule out
+    that their own optimum is at least as low. The recommended level is
+    the fewest agencies among them.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"level": [30, 25, 20], "total": [110.0, 100.0, 100.008],
+    ...     "lower_bound": [109.0, 99.995, 99.999], "gap": [0.009, 5e-5, 9e-5],
+    ...     "status": ["optimal"] * 3})
+    >>> summary = curve_summary(frame, 120.0, 1.0)
+    >>> summary["recommended_level"], summary["tied_levels"], summary["lowest_total_level"]
+    (20, [25, 20], 25)
+    """
     solved = frame[~frame["status"].isin(EMPTY)]
     summary: dict[str, Any] = {
         "status_quo_total": quo,
@@ -683,13 +857,40 @@ def curve_summary(frame: pd.DataFrame, quo: float, seconds: float) -> dict[str, 
         "versions": versions(),
     }
     if len(solved):
-        best = solved.sort_values(["total", "level"]).iloc[0]
-        near = solved[solved["total"] <= best["total"] * 1.01]["level"]
+        lowest = solved.sort_values(["total", "level"]).iloc[0]
+        tied = tied_levels(solved)
+        best = solved[solved["level"] == min(tied)].iloc[0]
+        near = solved[solved["total"] <= lowest["total"] * 1.01]["level"]
         summary.update(
             recommended_level=int(best["level"]),
             recommended_total=float(best["total"]),
             recommended_savings=float(quo - best["total"]),
+            lowest_total_level=int(lowest["level"]),
+            tied_levels=tied,
             within_1pct=sorted(int(k) for k in near),
             worst_gap=float(solved["gap"].max()),
         )
     return summary
+
+
+def tied_levels(solved: pd.DataFrame) -> list[int]:
+    """The levels that could be the cheapest (bound at most the lowest total), most first.
+
+    A level is proven only within its gap: one whose ``lower_bound`` is at
+    or below the lowest total of all levels may have an optimum as low, so
+    the two are tied and no run can tell them apart at that gap (a resumed
+    run, or one on other workers, may find either lowest). The level with
+    the lowest total is always among them. ``solved`` holds rows with a
+    grouping.
+
+    Examples
+    --------
+    >>> rows = pd.DataFrame({"level": [9, 8, 7], "total": [10.0, 10.0005, 10.3],
+    ...                      "lower_bound": [9.999, 9.9995, 10.2]})
+    >>> tied_levels(rows)
+    [9, 8]
+    """
+    lowest = float(solved["total"].min())
+    bound = solved["lower_bound"].astype(float).fillna(-math.inf)
+    tied = solved[(bound <= lowest) | (solved["total"] <= lowest)]["level"]
+    return sorted((int(k) for k in tied), reverse=True)

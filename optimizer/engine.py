@@ -29,7 +29,7 @@ valid at every level (:meth:`LevelSolver.tangent_bound`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -77,11 +77,12 @@ DROP_FROM = 5000
 NODE_DROP_FROM = 4000  # the same for branch and cut's node LPs (see _exact)
 STABILITY = 0.5  # the centre's share of the points the LP rounds cut at (in-out separation)
 RESCUE_GAP = 1e-3  # a start RENS leaves further from the bound than this gets the rounding
-ROUND_TIME = 1.0  # s at least for the covering MIP that rounds the LP, even past the limit
+ROUND_TIME = 1.0  # s at least for the covering MIPs that round an LP or start a level
 POLISH_SHARE = 0.7  # of the time left after the LP phase, for RENS or swaps before branching
 # s at least for RENS (within POLISH_SHARE); at most for the swaps before and after RENS
 NEIGHBOURHOOD_TIME = 5.0
 RENS_GAP_SHARE = 0.5  # of the gap, for RENS's MIP (which stops sooner within the level's gap)
+Listener = Callable[[str, float, float], None]  # (phase, best total or inf, bound) as a level runs
 COVER_TIME_LIMIT = 60.0  # s; on a time-out the cover's bound still proves the levels below
 CHECK_TOLERANCE = 1e-6
 RENS_SITES = 80  # agencies the LP leaves fractional, beyond which swaps run before RENS
@@ -220,7 +221,7 @@ def solve_level(
     *,
     keep_open: Iterable[str] = (),
     keep_closed: Iterable[str] = (),
-    start: Iterable[str] | None = None,
+    start: Iterable[str] | pd.DataFrame | None = None,
 ) -> SolveResult:
     """Return the optimal grouping with ``level`` agencies, with its proof.
 
@@ -234,8 +235,11 @@ def solve_level(
         Solver, time limit, gap and threads.
     keep_open, keep_closed : iterable of str
         Site ids forced open or closed (on top of ``sites.csv``'s ``status``).
-    start : iterable of str, optional
-        Site ids of a known grouping to warm-start from.
+    start : iterable of str or DataFrame, optional
+        A known grouping to warm-start from: its table (``body_id, category,
+        site_id``, priced exactly as it is) or its open site ids (priced by
+        :meth:`LevelSolver.priced`). The result is never worse than the
+        start as priced.
 
     Raises
     ------
@@ -252,9 +256,11 @@ def solve_level(
     ('optimal', 467146.0)
     """
     solver = LevelSolver(instance, options, keep_open=keep_open, keep_closed=keep_closed)
-    hint = None
-    if start is not None:
-        hint = solver.assigner.assign(site_mask(instance, start, "start"))
+    hint = None if start is None else solver.priced(start)
+    if hint is not None and level is not None and len(hint.open_sites) != level:
+        raise DataValidationError(
+            [f"(start) | the start opens {len(hint.open_sites)} agencies, not {level}"]
+        )
     return solver.solve(level, hint)
 
 
@@ -293,7 +299,13 @@ class LevelSolver:
         self.fewest: int | None = None
         self.covered: tuple[int, Assignment] | None = None  # proved a level feasible; its start
         self.coverage: sp.csr_matrix | None = None
+        self.listener: Listener | None = None  # told each phase, best and bound (solve's progress)
         self.prepared = clock() - began
+
+    def tell(self, phase: str, best: Assignment | None, bound: float) -> None:
+        """Report the phase a level is in, its best total so far and its bound to ``listener``."""
+        if self.listener is not None:
+            self.listener(phase, math.inf if best is None else best.cost, bound)
 
     def solve(
         self,
@@ -301,6 +313,7 @@ class LevelSolver:
         start: Assignment | None = None,
         time_limit: float | None = None,
         afresh: bool = False,
+        fallback: Assignment | None = None,
     ) -> SolveResult:
         """Solve one level, warm-started from ``start``; raise InfeasibleError if none exists.
 
@@ -308,6 +321,10 @@ class LevelSolver:
         nearest levels solved before (:meth:`nearby`); ``afresh`` with no
         start, the level starts from its LP's rounding, as a level solved
         alone does (the cuts of the levels before are kept either way).
+        ``fallback`` is a grouping at the level that does not steer the
+        search but is returned if nothing better is found (the Benders
+        path only: the compact model's capacities and whole-body rule are
+        not the heuristics'). The bound is never below :meth:`floor_bound`.
         """
         began = clock()
         limit = self.options.time_limit if time_limit is None else time_limit
@@ -321,6 +338,7 @@ class LevelSolver:
                 self.instance, self.st, forced, forced.cost, "optimal", info, self.options, began
             )
         alone = start is None and not self.solved  # as `consolidate solve` runs a level
+        self.tell("feasibility", start, self.floor_bound(level))
         if level is not None and not self._feasible(level, alone, _remaining(limit, began)):
             raise InfeasibleError(
                 f"level {level} is too few: no {level} agencies can serve every body in every"
@@ -332,6 +350,11 @@ class LevelSolver:
             given = start if afresh else better(start, self.nearby(level))
             found = self._benders(level, given, limit, began)
         best, bound, status, stats = found
+        bound = max(bound, self.floor_bound(level))
+        if fallback is not None and not self.compact and better(best, fallback) is not best:
+            best = fallback
+            proven = relative_gap(best.cost, bound) <= self.options.gap
+            status = "optimal" if proven else "time_limit"
         if best is not None and level is not None:
             self.solved[level] = best
         stats["build"] = stats.get("build", 0.0) + self.prepared
@@ -399,6 +422,68 @@ class LevelSolver:
         mask = st.must_open
         mask[site] = True
         return Assignment(site, self.assigner.cost(site, mask), np.flatnonzero(mask))
+
+    def priced(self, start: Iterable[str] | pd.DataFrame) -> Assignment:
+        """A start given as a groupings table or as open site ids, priced as a grouping.
+
+        A table (``body_id, category, site_id``) is priced exactly as it
+        stands (:meth:`assignment`). Site ids say only which agencies open,
+        not how each body buys: they are priced by the assignment heuristic
+        (:meth:`Assigner.assign`), its band copies then improved with the
+        sites fixed (:meth:`Assigner.refine`). On uk-councils, level 113's
+        proven grouping cost GBP 48,656.1m as a table; its 113 site ids
+        48,817.6m through the assignment alone and 48,668.0m refined (an
+        exact pricing of the ids, a MIP over every band copy, had not
+        finished in 30 s).
+
+        Raises
+        ------
+        DataValidationError
+            When the table is not a grouping of this instance, or no client
+            can be served by the sites given.
+        """
+        if isinstance(start, pd.DataFrame):
+            try:
+                return self.assignment(start)
+            except (KeyError, ValueError) as err:
+                raise DataValidationError([f"(start) | {err}"]) from None
+        found = self.assigner.assign(site_mask(self.instance, start, "start"))
+        if found is None:
+            raise DataValidationError(["(start) | the start's sites do not reach every body"])
+        return self.assigner.refine(found)
+
+    def floor_bound(self, level: int | None) -> float:
+        """A lower bound on any grouping's total at ``level``, found without an LP.
+
+        The sum of four terms, each a bound on its own: the ``level``
+        cheapest fixed costs among the sites that may open (those that must
+        open among them); one desk and band intercept per category, the
+        least of the category's; and the larger of (a) each client's
+        cheapest allowed option (:attr:`Structure.floor`: its best band's
+        rate and its distance, no fixed costs) and (b) every category's
+        whole spend priced as one agency's volume (the purchase cost is
+        concave with no saving at zero, so no split buys it for less) plus
+        each client's nearest allowed site. A level whose LP did not finish
+        reports at least this, never ``-inf``.
+        """
+        st, a = self.st, self.assigner
+        openable = ~never_open(st)
+        must = st.must_open & openable
+        count = max(1, int(must.sum())) if level is None else level
+        others = np.sort(st.site_fixed[openable & ~must].astype(float))
+        fixed = float(st.site_fixed[must].sum()) + float(others[: max(0, count - must.sum())].sum())
+        desks = 0.0
+        for c in np.unique(st.client_cat):
+            least = float(st.copy_fixed[st.copy_cat == c].min(initial=0.0))
+            desks += max(0.0, least)
+        volume = np.bincount(st.client_cat, st.client_spend, a.n_cats)
+        inside = np.minimum(np.maximum(volume[:, None], a.band_lo), a.band_hi) - a.band_lo
+        purchases = float(volume.sum() - (inside * a.band_rate).sum())
+        nearest = a.by_site.min(axis=0, initial=np.inf) - a.spend  # by_site's columns: a.order
+        options = float(st.floor.sum())
+        if np.isfinite(nearest).all():
+            options = max(options, purchases + float(nearest.sum()))
+        return fixed + desks + options
 
     def _master(self) -> Any:
         """The Benders master, built on first use with the cuts tight at every site open.
@@ -480,6 +565,7 @@ class LevelSolver:
                     best, _swap_deadline(limit, began), _proving(bound, self.options.gap)
                 )
         if best is not None and self._rens_pays(best.cost, bound):
+            self.tell("RENS", best, bound)
             best, searched = self.rens(best, bound, _deadline(limit, began) - clock(), stats)
         far = best is not None and relative_gap(best.cost, bound) > max(
             self.options.gap, RESCUE_GAP
@@ -646,7 +732,7 @@ class LevelSolver:
         solver.relax(True)
         rounding = best is None
         if best is None and level is not None:
-            best = self._cover_start(level, _remaining(limit, began))
+            best = self._cover_start(level, _at_least(ROUND_TIME, _remaining(limit, began)))
         if best is not None:
             stats["cuts"] += self.seed(best)
         bound, values = self.tangent_bound(level), None
@@ -663,6 +749,7 @@ class LevelSolver:
                 break
             if out.status == "optimal":
                 bound = max(bound, out.objective)  # a relaxation with fewer cuts: still a bound
+                self.tell("LP rounds", best, bound)
                 self._add_tangent(level, out.objective)
                 self.last_lp = (out.objective, out.values, solver.reduced_costs())
             values = out.values
@@ -855,7 +942,7 @@ class LevelSolver:
             if found is not None:
                 self.covered = (level, found)
                 return True
-        return level >= self.smallest_level()
+        return level >= self.smallest_level(time_limit)
 
     def _cover_start(self, level: int, time_limit: float | None) -> Assignment | None:
         """The covering MIP's grouping at ``level`` (:meth:`cover`); the one kept, if any."""
@@ -864,18 +951,21 @@ class LevelSolver:
             return held[1]
         return self.cover(level, time_limit)
 
-    def smallest_level(self) -> int:
+    def smallest_level(self, time_limit: float | None = None) -> int:
         """The fewest agencies that can reach every body in every category, proven.
 
         A set-cover MIP (every client needs an open site it may buy from);
         feasibility only grows with more agencies, so every level below this
-        one is infeasible. Computed once per solver.
+        one is infeasible. Computed once per solver, in ``COVER_TIME_LIMIT``
+        or ``time_limit`` seconds, whichever is less: stopped early, its
+        bound still proves the levels below it infeasible.
         """
         if self.fewest is None:
             st = self.st
             model = self._cover_model(np.ones(st.n_sites))
+            allowed = COVER_TIME_LIMIT if time_limit is None else min(COVER_TIME_LIMIT, time_limit)
             out = backend(model, SolverOptions(gap=0.0, threads=self.options.threads)).solve(
-                COVER_TIME_LIMIT
+                allowed
             )
             if out.status == "infeasible":
                 raise InfeasibleError(_no_grouping(None))
@@ -962,6 +1052,7 @@ class LevelSolver:
         if best is not None and relative_gap(best.cost, bound) <= self.options.gap:
             return best, bound, "optimal", stats
         st = self.st
+        self.tell("branch and cut", best, bound)
         fixed = self.fix_by_reduced_costs(best.cost) if best is not None else None
         self.master.relax(True)
         search = BranchAndCut(
@@ -972,6 +1063,7 @@ class LevelSolver:
             self.options.gap,
             self.cut_row0,
             NODE_DROP_FROM,
+            lambda grouping, low: self.tell("branch and cut", grouping, low),
         )
         try:
             found = search.run(best, bound, math.inf if limit is None else began + limit)
@@ -1156,6 +1248,7 @@ class LevelSolver:
             "cuts": 0,
             "build": clock() - built,
         }
+        self.tell("compact MIP", None, -math.inf)
         out = solver.solve(_remaining(limit, began))
         if out.status == "infeasible":
             raise InfeasibleError(_no_grouping(level))
@@ -1306,6 +1399,18 @@ def _remaining(limit: float | None, began: float) -> float | None:
     if limit is None:
         return None
     return max(0.01, limit - (clock() - began))
+
+
+def _at_least(floor: float, seconds: float | None) -> float | None:
+    """``seconds``, but ``floor`` at least; None (no limit) stays None.
+
+    A level given no start gets its first grouping from a covering MIP
+    given ``ROUND_TIME`` at least, even past the level's limit: without it,
+    a level the downward pass does not reach (near the fewest feasible
+    agencies, where greedy drops get stuck) had no grouping to return at
+    short limits.
+    """
+    return None if seconds is None else max(floor, seconds)
 
 
 def _split(st: Structure, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

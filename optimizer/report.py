@@ -106,6 +106,7 @@ class Headline:
     level: int
     total: float
     within: tuple[int, ...]
+    tied: tuple[int, ...]
     overhead_now: float
     overhead_then: float
 
@@ -133,6 +134,7 @@ class Headline:
             level=level,
             total=float(row["total"]),
             within=tuple(int(k) for k in run.summary.get("within_1pct", [level])),
+            tied=tuple(int(k) for k in run.summary.get("tied_levels", [level])),
             overhead_now=100 * (quo.breakdown["agencies"] + quo.breakdown["desks"]) / spend,
             overhead_then=100 * (float(row["agencies"]) + float(row["desks"])) / spend,
         )
@@ -184,7 +186,7 @@ def _header(run: Run, facts: Headline) -> str:
     within = ", ".join(str(k) for k in facts.within)
     cards = [
         ("today", money(facts.status_quo) + "/yr", f"{facts.bodies} bodies each buying alone"),
-        ("recommended", f"{facts.level} agencies", f"lowest total: {money(facts.total)}/yr"),
+        ("recommended", f"{facts.level} agencies", _why(facts)),
         ("saving", money(facts.savings) + "/yr", f"{facts.savings_pct:.1f}% of today's cost"),
         ("within 1%", within, "levels whose total is within 1% of the lowest"),
     ]
@@ -202,14 +204,34 @@ would save {_esc(money(facts.savings))} a year</h1>
 <p class="lede">Today every one of the {facts.bodies} bodies buys for itself, for
 {_esc(money(facts.status_quo))} a year (of which {_esc(money(facts.spend))} is the spend
 itself). Grouping their buying into {facts.level} regional agencies, category by category,
-gives the lowest total the model found: {_esc(money(facts.total))}, a saving of
+gives {"a total tied with the lowest" if len(facts.tied) > 1 else "the lowest total"} the
+model found: {_esc(money(facts.total))}, a saving of
 {_esc(money(facts.savings))} ({facts.savings_pct:.1f}%) a year.
-The levels within 1% of it are {_esc(within)} agencies.</p>
+The levels within 1% of it are {_esc(within)} agencies.{_tie_sentence(facts)}</p>
 <div class="cards">{boxes}</div>
 <p class="meta">Made {made} from the run in <code>{_esc(run.folder.name)}</code>;
 {len(run.curve)} levels; the largest gap between a total and its proven bound:
 {_gap(worst)}.</p>
 </header>"""
+
+
+def _why(facts: Headline) -> str:
+    """Why the recommended level: the lowest total, or the fewest agencies of a tie."""
+    if len(facts.tied) < 2:
+        return f"lowest total: {money(facts.total)}/yr"
+    return f"fewest agencies of the tied levels: {money(facts.total)}/yr"
+
+
+def _tie_sentence(facts: Headline) -> str:
+    """A sentence naming the levels tied within their proven gaps, if any."""
+    if len(facts.tied) < 2:
+        return ""
+    levels = ", ".join(str(k) for k in facts.tied)
+    return (
+        f" Levels {_esc(levels)} are tied within their proven gaps: each one's proven bound"
+        " is at or below the lowest total, so any of them may be the cheapest; the"
+        " recommendation is the one with the fewest agencies."
+    )
 
 
 def _gap(value: object) -> str:

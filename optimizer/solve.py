@@ -32,6 +32,9 @@ SOLVERS = ("highs", "cbc")
 Watch = Callable[[np.ndarray], bool]  # shown each improving MIP point; True stops the MIP
 
 
+DEFAULT_TIME_LIMIT = 30.0  # s per level: the command line's default for curve and solve
+
+
 @dataclass(frozen=True)
 class SolverOptions:
     """How to solve: which solver, time limit (s), relative gap, threads."""

@@ -15,11 +15,13 @@ import scipy.sparse as sp
 
 import optimizer
 from optimizer import engine
+from optimizer.curve import solve_one
 from optimizer.engine import (
     NEIGHBOURHOOD_TIME,
     RESCUE_GAP,
     STABILITY,
     LevelSolver,
+    SolveResult,
     _deadline,
     _round,
     _split,
@@ -31,7 +33,7 @@ from optimizer.evaluate import evaluate
 from optimizer.formulation import MatrixModel, Rows, never_open, separate
 from optimizer.results import read_groupings
 from optimizer.schema import load_model
-from optimizer.solve import HighsBackend, SolverOptions, clock
+from optimizer.solve import DEFAULT_TIME_LIMIT, HighsBackend, SolverOptions, clock
 from optimizer.synthetic import write_dataset
 from tests.conftest import CliRunner
 from tests.knapsack import knapsack
@@ -901,3 +903,103 @@ def test_lp_rounds_stop_once_more_cuts_could_barely_raise_the_bound(
     seen.clear()
     assert LevelSolver(instance, SolverOptions(gap=1e-4)).solve(60).status == "optimal"
     assert not seen  # at tighter gaps the rounds run to the end
+
+
+@pytest.fixture(scope="module")
+def warm_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 150-body synthetic dataset folder (the package's generator, seed 1)."""
+    return write_dataset(tmp_path_factory.mktemp("warm"), 150, 1)
+
+
+@pytest.fixture(scope="module")
+def warm(warm_folder: Path) -> tuple[optimizer.Instance, SolveResult]:
+    """The 150-body synthetic instance and its level 20 solved to optimality."""
+    instance = optimizer.load(warm_folder, warm_folder / "model.toml")
+    return instance, solve_level(instance, 20)
+
+
+def test_a_warm_start_stopped_at_once_is_never_worse_than_itself(
+    warm: tuple[optimizer.Instance, SolveResult],
+) -> None:
+    """Issue 31 item 3: the start is priced first and kept; the bound is finite, never -inf.
+
+    At 0.01 s no LP finishes. The optimum's site ids were priced by the
+    assignment alone (0.5% above the optimum on this instance) and returned
+    so, with a bound of -inf; its table was refused.
+    """
+    instance, best = warm
+    quick = SolverOptions(time_limit=0.01)
+    from_table = solve_level(instance, 20, quick, start=best.groupings)
+    assert from_table.objective <= best.objective * (1 + 1e-9)
+    solver = LevelSolver(instance)
+    mask = engine.site_mask(instance, best.open_sites, "start")
+    assigned = solver.assigner.assign(mask)
+    assert assigned is not None
+    priced = solver.priced(best.open_sites)
+    assert priced.cost < assigned.cost  # the band copies refined with the sites fixed
+    from_ids = solve_level(instance, 20, quick, start=best.open_sites)
+    assert from_ids.objective <= priced.cost * (1 + 1e-9)
+    for result in (from_table, from_ids):
+        assert math.isfinite(result.bound)
+        assert solver.floor_bound(20) <= result.bound <= best.objective
+
+
+def test_the_floor_bound_holds_at_every_level(toy: optimizer.Instance) -> None:
+    """The bound found without an LP is below every level's proven optimum (real solver)."""
+    solver = LevelSolver(toy, EXACT)
+    for level in (6, 5, 4, 3):
+        optimum = solve_level(toy, level, EXACT)
+        assert 0.85 * optimum.objective < solver.floor_bound(level) <= optimum.bound + 1e-6
+    assert solver.floor_bound(None) <= solve_level(toy, None, EXACT).bound + 1e-6
+
+
+def test_a_start_at_another_level_is_bad_input(toy: optimizer.Instance) -> None:
+    with pytest.raises(DataValidationError, match="opens 4 agencies, not 3"):
+        solve_level(toy, 3, start=["a2", "a4", "s1", "s2"])
+    with pytest.raises(DataValidationError, match="do not reach every body"):
+        solve_level(toy, 2, start=["a2", "s1"])
+
+
+def test_solve_cli_has_the_curves_default_time_limit(cli: CliRunner) -> None:
+    """Issue 31 item 7: solve ran without a limit by default."""
+    assert DEFAULT_TIME_LIMIT == 30.0
+    for command in ("solve", "curve"):
+        code, stdout, stderr = cli(command, "--help", columns=100)
+        assert code == 0, stderr
+        text = " ".join(stdout.split())
+        after = text[text.index("--time-limit") :]
+        assert "[default: 30.0]" in after[: after.index("--", 3)]
+
+
+@pytest.mark.parametrize("level", ["30", "best"])
+def test_a_solve_that_hits_its_limit_still_writes_a_grouping(
+    warm_folder: Path, cli: CliRunner, tmp_path: Path, level: str
+) -> None:
+    """At 0.01 s no LP finishes: the greedy pass's grouping (or a covering MIP's) comes back.
+
+    Before, both exited 4 with no grouping ("no grouping found within the time limit").
+    """
+    out = tmp_path / "out"
+    args = ["--data", warm_folder, "--model", warm_folder / "model.toml", "--out", out]
+    code, stdout, stderr = cli("solve", "--level", level, "--time-limit", "0.01", *args)
+    assert code == 0, stderr
+    assert "time_limit" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "time_limit"
+    assert math.isfinite(summary["bound"]) and summary["bound"] <= summary["objective"]
+    instance = optimizer.load(warm_folder, warm_folder / "model.toml")
+    check = evaluate(instance, read_groupings(out / "groupings.csv"))
+    assert check.feasible and check.total == pytest.approx(summary["objective"], rel=1e-9)
+    if level != "best":
+        assert check.level == int(level)
+
+
+def test_solve_one_reports_its_phases_best_and_bound(toy: optimizer.Instance) -> None:
+    """The progress line's source: each phase with the best total and bound so far."""
+    heard: list[tuple[str, float, float]] = []
+    result = solve_one(toy, 3, SolverOptions(), listener=lambda *a: heard.append(a))
+    assert result.objective == pytest.approx(467146.0)
+    phases = [phase for phase, _, _ in heard]
+    assert phases[0] == "greedy pass" and "LP rounds" in phases
+    assert all(bound <= 467146.0 + 1e-6 for _, _, bound in heard)
+    assert min(best for _, best, _ in heard) >= 467146.0 - 1e-6
