@@ -504,38 +504,44 @@ def drop_site(
 def drop_sites(
     assigner: Assigner, current: Assignment, count: int, locked: np.ndarray
 ) -> Assignment | None:
-    """Close ``count`` open sites in a few steps, each the cheapest-estimated half of those left.
+    """Close ``count`` open sites at once, the cheapest to close on one estimate, if that works.
 
     A coarse jump for when closing one site at a time (:func:`drop_site`)
-    takes too long: each step closes, on one estimate
-    (:meth:`Assigner.closing_deltas`), half the sites still to close (one
-    at least), and halves that again while the sites left do not reach
-    every client. None when a single closure fails as well.
+    takes too long: the ``count`` sites estimated cheapest to close
+    (:meth:`Assigner.closing_deltas`) close together; while the sites left
+    do not reach every client, half as many close on that estimate, and
+    the rest on a fresh one. None when a single closure fails as well.
+    Halving at every step instead cost 13.7 s from 1,965 to 200 sites on a
+    2,000-body synthetic instance (each step's assignment about 2 s).
     """
     mask = current.mask(assigner.st.n_sites)
     while count > 0:
-        step = _drop_batch(assigner, current, mask, max(1, count // 2), locked)
+        step = _drop_batch(assigner, current, mask, count, locked)
         if step is None:
             return None
         closed = int(mask.sum() - step[1].sum())
         current, mask, count = step[0], step[1], count - closed
-    return current
+    return assigner.settle(current.site, mask)
 
 
 def _drop_batch(
     assigner: Assigner, current: Assignment, mask: np.ndarray, batch: int, locked: np.ndarray
 ) -> tuple[Assignment, np.ndarray] | None:
-    """Close the ``batch`` sites estimated cheapest to close (fewer while that fails)."""
+    """Close the ``batch`` sites estimated cheapest to close (fewer while that fails).
+
+    Each client moves to its cheapest open site at the current rates, once
+    (no settling: :func:`drop_sites` settles the grouping it ends at).
+    """
     deltas = assigner.closing_deltas(current, mask, locked)
     order = np.argsort(deltas, kind="stable")
+    rates = assigner.marginal_rates(current.site)
     while batch > 1:
         closing = order[:batch]
-        if np.isfinite(deltas[closing]).all():
-            trial = mask.copy()
-            trial[closing] = False
-            moved = assigner.assign(trial, current.site)
-            if moved is not None:
-                return moved, trial
+        trial = mask.copy()
+        trial[closing] = False
+        site = assigner.cheapest(trial, rates) if np.isfinite(deltas[closing]).all() else None
+        if site is not None:
+            return Assignment(site, assigner.cost(site, trial), np.flatnonzero(trial)), trial
         batch //= 2
     return drop_site(assigner, current, mask, locked)
 

@@ -297,7 +297,7 @@ class HighsBackend:
         elif self.ran:  # only bounds changed: HiGHS re-solves from its own state
             clock_start = self.h.getRunTime()
         self.ran, self.changed = True, False
-        allowed = clock_start + float(time_limit) if time_limit else math.inf
+        allowed = clock_start + max(0.0, float(time_limit)) if time_limit is not None else math.inf
         self.h.setOptionValue("time_limit", allowed)
         self.h.setOptionValue("objective_target", float(target) if self.mip else -math.inf)
         self.h.setOptionValue("mip_rel_gap", self.settings["mip_rel_gap"] if gap is None else gap)
