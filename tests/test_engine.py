@@ -466,6 +466,23 @@ def test_a_re_solve_gets_its_own_time_limit() -> None:
         solver.add_rows(cut)
 
 
+def test_a_zero_time_limit_is_zero_not_unlimited() -> None:
+    """A phase called with no time left (0) stops at once; HiGHS read 0 as no limit."""
+    rng = np.random.default_rng(3)
+    n = 400
+    model = MatrixModel(
+        -rng.uniform(1.0, 2.0, n),
+        np.zeros(n),
+        np.full(n, np.inf),
+        np.zeros(n, dtype=bool),
+        sp.csr_matrix(rng.uniform(0.0, 1.0, (n, n))),
+        np.full(n, -np.inf),
+        rng.uniform(1.0, 2.0, n),
+    )
+    assert HighsBackend(model, SolverOptions()).solve(0.0).status == "time_limit"
+    assert HighsBackend(model, SolverOptions()).solve(None).status == "optimal"
+
+
 def _two_column_master(
     first_cut: tuple[list[int], float], second_cut: tuple[list[int], float]
 ) -> HighsBackend:
