@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from optimizer.engine import LevelSolver, SolveResult, relative_gap, versions
+from optimizer.engine import NEARBY_SHARE, LevelSolver, SolveResult, relative_gap, versions
 from optimizer.engine import Listener as LevelListener
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
 from optimizer.evaluate import evaluate
@@ -293,7 +293,9 @@ def second_tries(
         row = rows.get(level)
         if row is None or row["status"] in EMPTY or not row["gap"] > gap:
             continue
-        own, near = solver.solved[level], solver.nearby(level)
+        walks = solver.options.time_limit
+        own = solver.solved[level]
+        near = solver.nearby(level, None if walks is None else NEARBY_SHARE * walks)
         if near is not None and near.cost < own.cost - 1e-9 * abs(own.cost):
             tries.append(LevelTask(level, near))
         else:

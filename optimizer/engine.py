@@ -88,6 +88,7 @@ CHECK_TOLERANCE = 1e-6
 RENS_SITES = 80  # agencies the LP leaves fractional, beyond which swaps run before RENS
 BRANCH_GAP = 1.1  # gaps: a level within this many of its bound goes to branch and cut, not RENS
 NEARBY = 8  # levels above a level whose grouping, dropped down, may start it
+NEARBY_SHARE = 0.2  # of a level's time limit, for the walks from the levels near it
 LP_SETTLED = 0.01  # of the gap: LP rounds stop once more cuts could raise the bound less
 SETTLED_GAP = 1e-3  # the gaps from which they stop so (at tighter ones they run to the end)
 
@@ -350,7 +351,8 @@ class LevelSolver:
         if self.compact:
             found = self._compact(level, limit, began)
         else:
-            given = start if afresh else better(start, self.nearby(level))
+            walks = None if limit is None else NEARBY_SHARE * limit
+            given = start if afresh else better(start, self.nearby(level, walks))
             found = self._benders(level, given, limit, began)
         best, bound, status, stats = found
         bound = max(bound, self.floor_bound(level))
@@ -364,7 +366,7 @@ class LevelSolver:
         self.prepared = 0.0
         return _result(self.instance, self.st, best, bound, status, stats, self.options, began)
 
-    def nearby(self, level: int | None) -> Assignment | None:
+    def nearby(self, level: int | None, time_limit: float | None = None) -> Assignment | None:
         """A start from the nearest levels solved above and below ``level``; the cheaper.
 
         Levels at most ``NEARBY`` away count. The grouping above has sites
@@ -373,7 +375,9 @@ class LevelSolver:
         added, each the one whose opening gains most
         (:func:`optimizer.heuristics.add_site`). None when no such level was
         solved or each walk fails (a drop fails once every open site is the
-        last reach of some client).
+        last reach of some client), or when the walks take longer than
+        ``time_limit`` seconds together (each step re-prices every client
+        at every open site: about 1 s a step at 2,000 open sites).
 
         A level's optimum with a site dropped is often within the gap of
         the next level's bound before any MIP runs: on uk-councils, levels
@@ -384,16 +388,22 @@ class LevelSolver:
             return None
         above = min((k for k in self.solved if level < k <= level + NEARBY), default=None)
         below = max((k for k in self.solved if level - NEARBY <= k < level), default=None)
-        return better(self._walk(above, level), self._walk(below, level))
+        deadline = math.inf if time_limit is None else clock() + time_limit
+        return better(self._walk(above, level, deadline), self._walk(below, level, deadline))
 
-    def _walk(self, source: int | None, level: int) -> Assignment | None:
-        """The grouping solved at ``source`` taken to ``level`` a site at a time, or None."""
+    def _walk(self, source: int | None, level: int, deadline: float) -> Assignment | None:
+        """The grouping solved at ``source`` taken to ``level`` a site at a time, or None.
+
+        None as well once ``deadline`` (a :func:`clock` time) passes.
+        """
         if source is None:
             return None
         current = self.solved[source]
         mask = current.mask(self.st.n_sites)
         locked, banned = self.swap_limits()
         for _ in range(abs(source - level)):
+            if clock() >= deadline:
+                return None
             if source > level:
                 step = drop_site(self.assigner, current, mask, locked)
             else:

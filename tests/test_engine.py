@@ -780,6 +780,7 @@ def test_a_level_starts_from_the_nearest_level_solved_above_it(
     priced = solver.assigner.cost(start.site, start.mask(solver.st.n_sites))
     assert start.cost == pytest.approx(priced, rel=1e-12)
     assert solver.nearby(10 - engine.NEARBY - 1) is None  # too far below
+    assert solver.nearby(8, time_limit=0.0) is None  # the walks keep to their time
     handed: list[float] = []
     spy(monkeypatch, solver, "_benders", lambda k, best, *a: handed.append(best.cost))
     below = solver.solve(8)
