@@ -527,9 +527,10 @@ def pass_budget(time_limit: float | None, levels: int) -> float | None:
     every client at every open site: on a 2,000-body synthetic instance
     (2,000 sites, 10,297 clients) the first 30 drops took 1.05 s each and
     the 8 swaps at one level 13.7 s, so a pass down to level 200 would take
-    most of an hour; the levels it does not reach start from a covering
-    MIP's grouping instead (:meth:`LevelSolver.solve`, given no start). On
-    uk-councils the whole pass takes about 4 s, well within any budget.
+    most of an hour; the levels it does not reach start from a jump from
+    its last grouping (:class:`_PassStarts`), else from a covering MIP's
+    grouping (:meth:`LevelSolver.solve`, given no start). On uk-councils
+    the whole pass takes about 4 s, well within any budget.
 
     Examples
     --------
@@ -635,8 +636,8 @@ def greedy_start(solver: LevelSolver, level: int | None, budget: float | None) -
     With ``level`` None (the number of agencies free), the cheapest grouping
     the pass met, with no swaps (which would spend the budget at the
     highest levels: on uk-councils, swaps at 24 levels from 382 down kept
-    the pass above level 350 in its 3 s). A pass stopped above ``level`` jumps there as the curve's
-    does (:class:`_PassStarts`).
+    the pass above level 350 in its 3 s). A pass stopped above ``level``
+    jumps there as the curve's does (:class:`_PassStarts`).
     """
     if level is None:
         every = set(range(1, solver.st.n_sites + 1))

@@ -341,8 +341,10 @@ class LevelSolver:
         alone = start is None and not self.solved  # as `consolidate solve` runs a level
         self.tell("feasibility", start, self.floor_bound(level))
         at_level = start is not None and len(start.open_sites) == level
-        if level is not None and not at_level and not self._feasible(
-            level, alone, _remaining(limit, began)
+        if (
+            level is not None
+            and not at_level
+            and not self._feasible(level, alone, _remaining(limit, began))
         ):
             raise InfeasibleError(
                 f"level {level} is too few: no {level} agencies can serve every body in every"
