@@ -548,7 +548,7 @@ def downward_steps(
     wanted: set[int],
     budget: float | None = None,
     last: bool = False,
-    swap_levels: int = SWAP_LEVELS,
+    swap_levels: int | None = None,
 ) -> Iterator[tuple[int, Assignment]]:
     """The downward pass, level by level: each wanted level it reaches, with its grouping.
 
@@ -556,7 +556,7 @@ def downward_steps(
     the time its consumer spends between two levels); the levels below
     where it stopped get no grouping from it (:func:`pass_budget`). With
     ``last``, the grouping where it stopped comes last, wanted or not.
-    ``swap_levels`` (default ``SWAP_LEVELS``) caps the levels improved by swaps.
+    ``swap_levels`` (None: ``SWAP_LEVELS``) caps the levels improved by swaps.
 
     At most ``SWAP_LEVELS`` of the wanted levels, spread evenly, are improved
     by ``SWAP_MOVES`` swaps; the others keep the greedy grouping. Swaps cost
@@ -570,8 +570,8 @@ def downward_steps(
     current = assigner.assign(open_mask)
     locked, banned = solver.swap_limits()
     ordered = sorted(wanted, reverse=True)
-    swapped = set(ordered[:: max(1, math.ceil(len(ordered) / max(swap_levels, 1)))])
-    swapped = swapped if swap_levels > 0 else set()
+    cap = SWAP_LEVELS if swap_levels is None else swap_levels
+    swapped = set(ordered[:: max(1, math.ceil(len(ordered) / max(cap, 1)))]) if cap else set()
     given = None  # the last level yielded
     while current is not None and int(open_mask.sum()) >= lowest and not watch.out():
         given = int(open_mask.sum())
