@@ -388,3 +388,21 @@ def test_a_pass_given_a_tiny_budget_stops_within_it_and_the_run_writes_its_level
     for level in (300, 100):
         assert (out / "groupings" / f"level-{level}.csv").exists()
     assert curve.pass_budget(2.0, 2) == pytest.approx(0.4)
+
+
+def test_a_resumed_run_holds_the_finished_levels_groupings(tmp_path: Path) -> None:
+    """Issue 31 item 4: the levels resumed start near the finished ones, as in one run."""
+    toy = optimizer.load("toy")
+    out = tmp_path / "run"
+    first = consolidation_curve(toy, CurveOptions(levels=(6, 4)), out).to_frame()
+    options = CurveOptions(levels=(6, 4, 3))
+    done = curve._prepare(toy, options, out, resume=True)
+    assert {k: row["total"] for k, row in done.items()} == dict(
+        zip(first["level"], first["total"], strict=True)
+    )  # read back exactly
+    shared = curve._Levels(toy, options, status_quo(toy))
+    run = curve._Run(shared, curve.SERIAL, done, out, None, 3, 0.0)
+    assert {k: a.cost for k, a in run.solver.solved.items()} == pytest.approx(
+        {k: row["total"] for k, row in done.items()}, rel=1e-12
+    )
+    assert run.solver.nearby(3) is not None  # level 3 starts from level 4's grouping
