@@ -22,11 +22,11 @@ the inputs or options differ from those recorded there.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -40,7 +40,14 @@ from optimizer.evaluate import evaluate
 from optimizer.executors import ExecutorOptions, completed, worker_count
 from optimizer.heuristics import Assignment, drop_site, swap_search
 from optimizer.instance import Instance
-from optimizer.results import atomic_write_text, claim_folder, write_groupings, write_json
+from optimizer.results import (
+    atomic_write_text,
+    claim_folder,
+    output_folder,
+    read_row,
+    write_groupings,
+    write_json,
+)
 from optimizer.solve import SolverOptions, clock
 
 CURVE_COLUMNS = [
@@ -130,9 +137,23 @@ def parse_levels(
         raise DataValidationError(
             [f"(--levels) | levels must be between 1 and {n_bodies}, got {bad[:5]}"]
         )
+    if not levels:
+        raise DataValidationError([f"(--levels) | no levels given in {spec!r}"])
     low = min_level if min_level is not None else 1
     high = max_level if max_level is not None else n_bodies
-    return [k for k in levels if low <= k <= high]
+    if low > high:
+        raise DataValidationError(
+            [f"(--min-level) | {low} is above --max-level {high}: no level is left"]
+        )
+    kept = [k for k in levels if low <= k <= high]
+    if not kept:
+        raise DataValidationError(
+            [
+                f"(--levels) | none of {spec!r} lies between {low} and {high} (--min-level,"
+                " --max-level)"
+            ]
+        )
+    return kept
 
 
 def _part(part: str) -> list[int]:
@@ -253,6 +274,23 @@ def consolidation_curve(
     >>> curve.to_frame()[["level", "total", "status"]].values.tolist()
     [[6, 506000.0, 'optimal'], [4, 473110.0, 'optimal'], [3, 467146.0, 'optimal']]
     """
+    if not options.levels:
+        raise DataValidationError(["(--levels) | no levels to solve"])
+    held = nullcontext() if out is None else output_folder(Path(out), "curve")
+    with held:
+        return _solve_curve(instance, options, out, resume, on_level, inputs, executor)
+
+
+def _solve_curve(
+    instance: Instance,
+    options: CurveOptions,
+    out: Path | None,
+    resume: bool,
+    on_level: Listener | None,
+    inputs: dict[str, str] | None,
+    executor: ExecutorOptions | None,
+) -> Curve:
+    """:func:`consolidation_curve` once its run folder, if any, is held."""
     began = clock()
     done = _prepare(instance, options, out, resume, inputs)
     shared = _Levels(instance, options, status_quo(instance))
@@ -659,7 +697,7 @@ def _finished(out: Path, levels: Iterable[int]) -> dict[int, dict[str, Any]]:
         path = out / "levels" / f"level-{k}.json"
         grouping = out / "groupings" / f"level-{k}.csv"
         if path.exists():
-            row = json.loads(path.read_text(encoding="utf-8"))
+            row = read_row(path.read_text(encoding="utf-8"))
             if row.get("status") in EMPTY or grouping.exists():
                 done[k] = row
     return done
