@@ -638,9 +638,35 @@ def curve_row(
         "discounts": b["savings"],
     }
     nations = instance.sites.loc[result.open_sites, "nation"].value_counts()
-    for nation in sorted(instance.bodies["nation"].unique()):
-        row[f"agencies_in_{_slug(nation)}"] = int(nations.get(nation, 0))
+    for nation, column in nation_columns(instance.bodies["nation"]).items():
+        row[column] = int(nations.get(nation, 0))
     return row
+
+
+def nation_columns(nations: Iterable[str]) -> dict[str, str]:
+    """The ``agencies_in_<nation>`` column of each nation, in sorted order, each its own.
+
+    The nation's name lower-cased, each run of other characters than a-z
+    and 0-9 made one ``_``. Names that come out the same are numbered in
+    sorted order: the first keeps the column, the next get ``_2``, ``_3``.
+
+    Examples
+    --------
+    >>> for nation, column in nation_columns(["North-Land", "North Land", "Wales"]).items():
+    ...     print(nation, column)
+    North Land agencies_in_north_land
+    North-Land agencies_in_north_land_2
+    Wales agencies_in_wales
+    """
+    columns: dict[str, str] = {}
+    for nation in sorted(set(nations)):
+        base = f"agencies_in_{_slug(nation) or 'nation'}"
+        column, n = base, 1
+        while column in columns.values():
+            n += 1
+            column = f"{base}_{n}"
+        columns[nation] = column
+    return columns
 
 
 def _empty_row(level: int, status: str, reason: str, seconds: float) -> dict[str, Any]:

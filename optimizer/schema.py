@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -481,7 +482,7 @@ def read_sites(
     A blank or absent ``fixed_cost`` is NaN: the model's ``agency_fixed_cost``.
     """
     file = "sites.csv"
-    if not (folder / file).exists():
+    if not optional_file(folder / file, problems):
         return "km", None
     frame = read_csv(folder / file, problems)
     if frame is None or not require_columns(frame, file, ["site_id", "name", "nation"], problems):
@@ -536,7 +537,7 @@ def _site_status(frame: pd.DataFrame, problems: Problems) -> None:
 def read_edges(folder: Path, node_ids: pd.Index, problems: Problems) -> pd.DataFrame | None:
     """Read the optional ``edges.csv``: ``source,target,km`` over body and site ids."""
     file = "edges.csv"
-    if not (folder / file).exists():
+    if not optional_file(folder / file, problems):
         return None
     frame = read_csv(folder / file, problems)
     if frame is None or not require_columns(frame, file, ["source", "target", "km"], problems):
@@ -544,4 +545,31 @@ def read_edges(folder: Path, node_ids: pd.Index, problems: Problems) -> pd.DataF
     frame["km"] = numbers(frame, file, "km", problems, low=0.0)
     for column in ("source", "target"):
         known_ids(frame, file, column, node_ids, "body or site id", problems)
+    _repeated_edges(frame, file, problems)
     return frame[["source", "target", "km"]]
+
+
+def _repeated_edges(frame: pd.DataFrame, file: str, problems: Problems) -> None:
+    """Record each edge given again (either way round: the network is undirected)."""
+    ends = np.sort(frame[["source", "target"]].to_numpy(dtype=str), axis=1)
+    pairs = pd.Series([f"{a}\0{b}" for a, b in ends])
+    first = pairs.drop_duplicates()
+    row_of = pd.Series(first.index.to_numpy() + 2, index=first.to_numpy())
+    for i in np.flatnonzero(pairs.duplicated().to_numpy()):
+        a, b = ends[i]
+        message = (
+            f"edge {a}-{b} is given again (first in row {row_of[pairs.iloc[i]]}); give it once"
+        )
+        problems.add(file, int(i) + 2, "target", message)
+
+
+def optional_file(path: Path, problems: Problems) -> bool:
+    """Whether the optional file ``path`` is there; a link to nothing is recorded as a problem.
+
+    A dangling symbolic link is a file the user meant to give, not an absent one.
+    """
+    if path.exists():
+        return True
+    if path.is_symlink():
+        problems.add(path.name, None, None, f"is a link to a missing file: {os.readlink(path)}")
+    return False
