@@ -316,7 +316,7 @@ def write_csv(detail: pd.DataFrame, path: Path) -> None:
     """
     safe = detail.copy()
     for column in safe.columns:
-        if safe[column].dtype == object:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
             safe[column] = safe[column].map(spreadsheet_text)
     atomic_write_text(path, safe.to_csv(index=False, lineterminator="\n"))
 
