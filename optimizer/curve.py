@@ -251,7 +251,9 @@ def consolidation_curve(
         The levels, the solver options and any sites forced open or closed.
     out : path, optional
         The run folder: ``curve.csv``, ``groupings/level-K.csv``,
-        ``levels/level-K.json``, ``run.json``, ``summary.json``.
+        ``levels/level-K.json``, ``run.json``, ``summary.json``. It must be
+        new, empty or a run folder, and is locked for the run
+        (:func:`optimizer.results.output_folder`).
     resume : bool
         Continue a run in ``out``, skipping finished levels.
     on_level : callable, optional

@@ -1,7 +1,10 @@
-"""Grouping files and atomic writes.
+"""Grouping files, atomic writes, strict JSON and the output folders commands write.
 
 A grouping file is CSV with the columns ``body_id,category,site_id``: for
-every body and category with spend, the agency (site) that buys it.
+every body and category with spend, the agency (site) that buys it. JSON is
+written strict (non-finite numbers as ``null``). A command's output folder
+is new, empty or its own kind, and locked while it writes
+(:func:`output_folder`).
 """
 
 from __future__ import annotations

@@ -28,6 +28,10 @@ solve and what to vary::
     sigma_body = 0.10          # per body and category
     sigma_category = 0.05      # per category, shared by every body
 
+A file that names no ``data`` and varies nothing (an empty one among them)
+is refused. ``time_limit``, ``gap`` and ``threads`` follow the rules of
+:func:`optimizer.solve.option_problems`.
+
 Parameters: ``agency_fixed_cost`` (GBP/yr, in place of the model's),
 ``same_nation`` and ``split_categories`` (switches), and the multipliers
 ``fixed_cost_scale`` (every agency's fixed cost, ``sites.csv``'s too),
