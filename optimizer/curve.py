@@ -130,7 +130,8 @@ def parse_levels(
         levels = default_levels(n_bodies)
     else:
         levels = sorted(
-            {k for part in text.split(",") if part.strip() for k in _part(part)}, reverse=True
+            {k for part in text.split(",") if part.strip() for k in _part(part, n_bodies)},
+            reverse=True,
         )
     bad = [k for k in levels if not 1 <= k <= n_bodies]
     if bad:
@@ -156,7 +157,11 @@ def parse_levels(
     return kept
 
 
-def _part(part: str) -> list[int]:
+def _part(part: str, n_bodies: int) -> list[int]:
+    """The levels of one part of a list; a range reaching past ``n_bodies`` stops there.
+
+    The levels past it are refused by the caller, which sees the range's ends.
+    """
     match = re.fullmatch(r"\s*(\d+)\s*(?:\.\.\s*(\d+)\s*)?", part)
     if match is None:
         raise DataValidationError(
@@ -164,7 +169,9 @@ def _part(part: str) -> list[int]:
         )
     a = int(match.group(1))
     b = int(match.group(2)) if match.group(2) else a
-    return list(range(min(a, b), max(a, b) + 1))
+    low, high = min(a, b), max(a, b)
+    inside = range(max(low, 1), min(high, n_bodies) + 1)
+    return sorted({low, high, *inside})
 
 
 # --------------------------------------------------------------------- the curve

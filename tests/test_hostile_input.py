@@ -203,6 +203,14 @@ def test_no_levels_is_refused_and_nothing_written(
     assert not out.exists()
 
 
+def test_a_huge_level_range_is_refused_at_once(cli: CliRunner, tmp_path: Path) -> None:
+    """The range was expanded before its ends were checked: 1..1e14 filled memory."""
+    out = tmp_path / "run"
+    refused(curve(cli, out, levels="1..99999999999999"),
+            "(--levels) | levels must be between 1 and 6, got [99999999999999]")
+    assert not out.exists()
+
+
 def test_min_level_above_max_level_is_refused_and_nothing_written(
     cli: CliRunner, tmp_path: Path
 ) -> None:
