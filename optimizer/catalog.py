@@ -63,6 +63,14 @@ def load(data: str | Path, model: str | Path | Model | None = None) -> Instance:
     >>> len(inst.bodies), inst.categories
     (6, ['care', 'ict'])
     """
+    if str(data) not in DATASETS and not Path(data).is_dir():
+        shipped = ", ".join(DATASETS)
+        raise DataValidationError(
+            [
+                f"(--data) | no dataset folder {str(data)!r}; give a dataset folder or a"
+                f" shipped name ({shipped})"
+            ]
+        )
     if model is None:
         default = DEFAULT_MODELS.get(str(data))
         if default is None:

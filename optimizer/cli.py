@@ -11,7 +11,7 @@ import math
 import shutil
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,7 +45,14 @@ from optimizer.engine import SolveResult, write_model
 from optimizer.errors import DataValidationError, InfeasibleError, OptimizerError, SolverError
 from optimizer.evaluate import Evaluation, evaluate
 from optimizer.executors import executor_options
-from optimizer.results import read_groupings, write_groupings, write_json
+from optimizer.results import (
+    output_folder,
+    read_groupings,
+    writable_file,
+    writable_folder,
+    write_groupings,
+    write_json,
+)
 from optimizer.run import Run, open_run, run_inputs
 from optimizer.solve import DEFAULT_TIME_LIMIT, SolverOptions
 
@@ -206,21 +213,23 @@ def solve_command(
 
     Example: consolidate solve --data uk-councils --level 60 --out out/level-60
     """
-    instance = catalog.load(data, model)
     options = SolverOptions(solver=solver, time_limit=time_limit, gap=gap, threads=threads)
+    chosen = _level(level)
+    instance = catalog.load(data, model)
     opened, closed = _sites_option(keep_open), _sites_option(keep_closed)
     if write_lp is not None:
-        write_model(instance, _level(level), write_lp, keep_open=opened, keep_closed=closed)
+        path = writable_file(write_lp, "--write-lp")
+        write_model(instance, chosen, path, keep_open=opened, keep_closed=closed)
         console.print(f"wrote {write_lp}")
         return
-    chosen = _level(level)
-    with _solve_progress(chosen) as listen:
+    held = nullcontext() if out is None else output_folder(out, "solve")
+    with held, _solve_progress(chosen) as listen:
         result = solve_one(
             instance, chosen, options, keep_open=opened, keep_closed=closed, listener=listen
         )
-    if out is not None:
-        write_groupings(out / "groupings.csv", result.groupings)
-        write_json(out / "summary.json", result.summary())
+        if out is not None:
+            write_groupings(out / "groupings.csv", result.groupings)
+            write_json(out / "summary.json", result.summary())
     _print_result(result, out)
 
 
@@ -318,11 +327,13 @@ def curve_command(
 
     Example: consolidate curve --data uk-councils --model models/uk-default.toml --out out/uk
     """
+    solving = SolverOptions(solver=solver, time_limit=time_limit, gap=gap, threads=threads)
+    where = executor_options(executor, scheduler, workers)
     instance = catalog.load(data, model)
     chosen = parse_levels(levels, len(instance.bodies), min_level, max_level)
     options = CurveOptions(
         levels=tuple(chosen),
-        solver=SolverOptions(solver=solver, time_limit=time_limit, gap=gap, threads=threads),
+        solver=solving,
         keep_open=tuple(_sites_option(keep_open)),
         keep_closed=tuple(_sites_option(keep_closed)),
     )
@@ -334,7 +345,7 @@ def curve_command(
             resume=resume,
             on_level=listen,
             inputs=run_inputs(data, model),
-            executor=executor_options(executor, scheduler, workers),
+            executor=where,
         )
     console.print(_curve_table(curve.to_frame()))
     console.print(_recommendation(curve_summary(curve.to_frame(), curve.status_quo, 0.0)))
@@ -495,7 +506,7 @@ def datasets_export(
         )
     instance = catalog.load(name)
     source = catalog.dataset_folder(name)
-    folder.mkdir(parents=True, exist_ok=True)
+    writable_folder(folder, "FOLDER")
     for file in ("bodies.csv", "spend.csv", "sites.csv", "edges.csv"):
         if (source / file).exists():
             shutil.copyfile(source / file, folder / file)
@@ -522,9 +533,10 @@ def datasets_synth(
 
     Example: consolidate datasets synth --bodies 5000 --sites 400 --seed 1 synth-5000/
     """
-    from optimizer.synthetic import write_dataset
+    from optimizer.synthetic import check_request, write_dataset
 
-    write_dataset(folder, bodies, seed, sites)
+    check_request(bodies, seed, sites)
+    write_dataset(writable_folder(folder, "FOLDER"), bodies, seed, sites)
     console.print(
         f"wrote {bodies} synthetic bodies to {folder}; run it with --data {folder}"
         f" --model {folder / 'model.toml'}"
@@ -581,7 +593,7 @@ def export_command(
 
     run = open_run(folder)
     chosen = _level_of(run, level)
-    rows = export_level(run, chosen, output, fmt, crs)
+    rows = export_level(run, chosen, writable_file(output, "-o"), fmt, crs)
     console.print(f"wrote {output}: level {chosen}, {len(rows)} rows")
 
 
@@ -611,7 +623,7 @@ def plot_command(
     else:
         chosen = _level_of(run, level)
         ax = plot.plot_map(run.instance, run.groupings(chosen), category=category)
-    plot.save(ax, output)
+    plot.save(ax, writable_file(output, "-o"))
     console.print(f"wrote {output}")
 
 
@@ -637,7 +649,7 @@ def report_command(
 
     run = open_run(folder)
     chosen = parse_levels_option(levels) if levels else None
-    write_report(run, output, chosen)
+    write_report(run, writable_file(output, "-o"), chosen)
     console.print(f"wrote {output}")
 
 
@@ -666,8 +678,8 @@ def sweep_command(
     """
     from optimizer.sweep import load_sweep, run_sweep
 
-    spec = load_sweep(grid)
     chosen = executor_options(executor, scheduler, workers)
+    spec = load_sweep(grid)
     with _sweep_progress() as listen:
         table = run_sweep(spec, out, executor=chosen, resume=resume, on_scenario=listen)
     console.print(_sweep_table(table))

@@ -22,12 +22,11 @@ the inputs or options differ from those recorded there.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import re
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -45,7 +44,9 @@ from optimizer.instance import Instance
 from optimizer.results import (
     atomic_write_text,
     claim_folder,
+    output_folder,
     read_groupings,
+    read_row,
     write_groupings,
     write_json,
 )
@@ -132,19 +133,38 @@ def parse_levels(
         levels = default_levels(n_bodies)
     else:
         levels = sorted(
-            {k for part in text.split(",") if part.strip() for k in _part(part)}, reverse=True
+            {k for part in text.split(",") if part.strip() for k in _part(part, n_bodies)},
+            reverse=True,
         )
     bad = [k for k in levels if not 1 <= k <= n_bodies]
     if bad:
         raise DataValidationError(
             [f"(--levels) | levels must be between 1 and {n_bodies}, got {bad[:5]}"]
         )
+    if not levels:
+        raise DataValidationError([f"(--levels) | no levels given in {spec!r}"])
     low = min_level if min_level is not None else 1
     high = max_level if max_level is not None else n_bodies
-    return [k for k in levels if low <= k <= high]
+    if low > high:
+        raise DataValidationError(
+            [f"(--min-level) | {low} is above --max-level {high}: no level is left"]
+        )
+    kept = [k for k in levels if low <= k <= high]
+    if not kept:
+        raise DataValidationError(
+            [
+                f"(--levels) | none of {spec!r} lies between {low} and {high} (--min-level,"
+                " --max-level)"
+            ]
+        )
+    return kept
 
 
-def _part(part: str) -> list[int]:
+def _part(part: str, n_bodies: int) -> list[int]:
+    """The levels of one part of a list; a range reaching past ``n_bodies`` stops there.
+
+    The levels past it are refused by the caller, which sees the range's ends.
+    """
     match = re.fullmatch(r"\s*(\d+)\s*(?:\.\.\s*(\d+)\s*)?", part)
     if match is None:
         raise DataValidationError(
@@ -152,7 +172,9 @@ def _part(part: str) -> list[int]:
         )
     a = int(match.group(1))
     b = int(match.group(2)) if match.group(2) else a
-    return list(range(min(a, b), max(a, b) + 1))
+    low, high = min(a, b), max(a, b)
+    inside = range(max(low, 1), min(high, n_bodies) + 1)
+    return sorted({low, high, *inside})
 
 
 # --------------------------------------------------------------------- the curve
@@ -237,7 +259,9 @@ def consolidation_curve(
         The levels, the solver options and any sites forced open or closed.
     out : path, optional
         The run folder: ``curve.csv``, ``groupings/level-K.csv``,
-        ``levels/level-K.json``, ``run.json``, ``summary.json``.
+        ``levels/level-K.json``, ``run.json``, ``summary.json``. It must be
+        new, empty or a run folder, and is locked for the run
+        (:func:`optimizer.results.output_folder`).
     resume : bool
         Continue a run in ``out``, skipping finished levels.
     on_level : callable, optional
@@ -260,6 +284,23 @@ def consolidation_curve(
     >>> curve.to_frame()[["level", "total", "status"]].values.tolist()
     [[6, 506000.0, 'optimal'], [4, 473110.0, 'optimal'], [3, 467146.0, 'optimal']]
     """
+    if not options.levels:
+        raise DataValidationError(["(--levels) | no levels to solve"])
+    held = nullcontext() if out is None else output_folder(Path(out), "curve")
+    with held:
+        return _solve_curve(instance, options, out, resume, on_level, inputs, executor)
+
+
+def _solve_curve(
+    instance: Instance,
+    options: CurveOptions,
+    out: Path | None,
+    resume: bool,
+    on_level: Listener | None,
+    inputs: dict[str, str] | None,
+    executor: ExecutorOptions | None,
+) -> Curve:
+    """:func:`consolidation_curve` once its run folder, if any, is held."""
     began = clock()
     done = _prepare(instance, options, out, resume, inputs)
     shared = _Levels(instance, options, status_quo(instance))
@@ -768,9 +809,35 @@ def curve_row(
         "discounts": b["savings"],
     }
     nations = instance.sites.loc[result.open_sites, "nation"].value_counts()
-    for nation in sorted(instance.bodies["nation"].unique()):
-        row[f"agencies_in_{_slug(nation)}"] = int(nations.get(nation, 0))
+    for nation, column in nation_columns(instance.bodies["nation"]).items():
+        row[column] = int(nations.get(nation, 0))
     return row
+
+
+def nation_columns(nations: Iterable[str]) -> dict[str, str]:
+    """The ``agencies_in_<nation>`` column of each nation, in sorted order, each its own.
+
+    The nation's name lower-cased, each run of other characters than a-z
+    and 0-9 made one ``_``. Names that come out the same are numbered in
+    sorted order: the first keeps the column, the next get ``_2``, ``_3``.
+
+    Examples
+    --------
+    >>> for nation, column in nation_columns(["North-Land", "North Land", "Wales"]).items():
+    ...     print(nation, column)
+    North Land agencies_in_north_land
+    North-Land agencies_in_north_land_2
+    Wales agencies_in_wales
+    """
+    columns: dict[str, str] = {}
+    for nation in sorted(set(nations)):
+        base = f"agencies_in_{_slug(nation) or 'nation'}"
+        column, n = base, 1
+        while column in columns.values():
+            n += 1
+            column = f"{base}_{n}"
+        columns[nation] = column
+    return columns
 
 
 def _empty_row(level: int, status: str, reason: str, seconds: float) -> dict[str, Any]:
@@ -827,7 +894,7 @@ def _finished(out: Path, levels: Iterable[int]) -> dict[int, dict[str, Any]]:
         path = out / "levels" / f"level-{k}.json"
         grouping = out / "groupings" / f"level-{k}.csv"
         if path.exists():
-            row = json.loads(path.read_text(encoding="utf-8"))
+            row = read_row(path.read_text(encoding="utf-8"))
             if row.get("status") in EMPTY or grouping.exists():
                 done[k] = row
     return done

@@ -1345,6 +1345,7 @@ def precheck(instance: Instance, level: int | None, opened: np.ndarray, closed: 
     forced = int((opened | (instance.sites["status"] == "open").to_numpy()).sum())
     if level is not None and level < forced:
         raise InfeasibleError(f"level {level} is smaller than the {forced} sites forced open")
+    _check_host_capacity(instance, level, available, opened, closed)
     if np.isfinite(instance.sites["capacity"].to_numpy(dtype=float)).all():
         capacity = float(instance.sites["capacity"].to_numpy(dtype=float)[~closed].sum())
         total = float(instance.spend["spend"].sum())
@@ -1352,6 +1353,35 @@ def precheck(instance: Instance, level: int | None, opened: np.ndarray, closed: 
             raise InfeasibleError(
                 f"total capacity {capacity:,.0f} is below total spend {total:,.0f}"
             )
+
+
+def _check_host_capacity(
+    instance: Instance, level: int | None, available: int, opened: np.ndarray, closed: np.ndarray
+) -> None:
+    """Raise when sites whose capacity is below their host's spend are needed open.
+
+    An open site's host buys all its spend through it (the host rule), so
+    such a site can never open.
+    """
+    sites = instance.sites
+    spend = instance.spend.groupby("body_id")["spend"].sum()
+    needs = sites["body_id"].map(spend).fillna(0.0).to_numpy(dtype=float)
+    blocked = (sites["capacity"].to_numpy(dtype=float) < needs) & ~closed
+    blocked &= (sites["status"] != "closed").to_numpy()
+    if not blocked.any():
+        return
+    names = ", ".join(sites.index[blocked][:12])
+    why = "their capacity is below their host body's spend, which the host rule puts through them"
+    forced = blocked & (opened | (sites["status"] == "open").to_numpy())
+    if forced.any():
+        raise InfeasibleError(
+            f"sites {', '.join(sites.index[forced][:12])} are forced open but {why}"
+        )
+    if level is not None and level > available - int(blocked.sum()):
+        raise InfeasibleError(
+            f"level {level} is larger than the {available - int(blocked.sum())} sites that may"
+            f" open: sites {names} cannot open, as {why}"
+        )
 
 
 def _check_must_open(instance: Instance, st: Structure, level: int | None) -> None:

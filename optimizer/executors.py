@@ -44,6 +44,7 @@ from optimizer.errors import DataValidationError
 
 EXECUTORS = ("serial", "processes", "dask")
 CONNECT_SECONDS = 10
+WORKERS_PER_CORE = 4  # the most worker processes started here, per CPU core
 
 S = TypeVar("S")
 T = TypeVar("T")
@@ -61,7 +62,9 @@ class ExecutorOptions:
         ``serial``, ``processes`` (default) or ``dask``.
     workers : int, optional
         Worker processes (``processes``, or a new Dask ``LocalCluster``);
-        default: one per CPU, never more than there are tasks.
+        default: one per CPU, never more than there are tasks. At most
+        :data:`WORKERS_PER_CORE` per CPU core when they are started here
+        (no ``scheduler``).
     scheduler : str, optional
         The address of a running Dask scheduler (``tcp://HOST:PORT``); only
         with ``kind="dask"``. Without it, ``dask`` starts a ``LocalCluster``.
@@ -78,6 +81,14 @@ class ExecutorOptions:
             )
         if self.workers is not None and self.workers < 1:
             raise DataValidationError([f"(--workers) | must be at least 1, got {self.workers}"])
+        most = WORKERS_PER_CORE * (os.cpu_count() or 1)
+        if self.workers is not None and self.scheduler is None and self.workers > most:
+            raise DataValidationError(
+                [
+                    f"(--workers) | at most {most} worker processes on this machine"
+                    f" ({WORKERS_PER_CORE} per CPU core), got {self.workers}"
+                ]
+            )
         if self.scheduler is not None and self.kind != "dask":
             raise DataValidationError(
                 [f"(--scheduler) | a scheduler address needs --executor dask, not {self.kind!r}"]

@@ -64,6 +64,7 @@ DETAIL_COLUMNS = [
     "total",
 ]
 FORMATS = ("csv", "xlsx", "geojson", "parquet")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet cell a formula
 # The grid of the shipped datasets given in x_km, y_km (datasets/*/README.md).
 SHIPPED_GRIDS = {"uk-councils": "EPSG:27700"}
 
@@ -308,8 +309,35 @@ def export_format(path: Path, fmt: str | None) -> str:
 
 
 def write_csv(detail: pd.DataFrame, path: Path) -> None:
-    """Write the rows as CSV (UTF-8, full precision)."""
-    atomic_write_text(path, detail.to_csv(index=False, lineterminator="\n"))
+    """Write the rows as CSV (UTF-8, full precision), text cells made spreadsheet-safe.
+
+    A text cell a spreadsheet would take for a formula (:func:`spreadsheet_text`)
+    is written with a leading ``'``; numbers are written as they are.
+    """
+    safe = detail.copy()
+    for column in safe.columns:
+        if not pd.api.types.is_numeric_dtype(safe[column]):
+            safe[column] = safe[column].map(spreadsheet_text)
+    atomic_write_text(path, safe.to_csv(index=False, lineterminator="\n"))
+
+
+def spreadsheet_text(value: Any) -> Any:
+    """A text value with a ``'`` put before a leading ``=``, ``+``, ``-``, ``@``, tab or CR.
+
+    Spreadsheets run a cell that starts with one of these as a formula (CSV
+    injection, OWASP); the quote makes it text. Anything but text is returned
+    as it is.
+
+    Examples
+    --------
+    >>> print(spreadsheet_text("=1+2"))
+    '=1+2
+    >>> spreadsheet_text("Alderley"), spreadsheet_text(-5.0)
+    ('Alderley', -5.0)
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def write_parquet(detail: pd.DataFrame, path: Path) -> None:
@@ -399,7 +427,8 @@ def write_xlsx(
     The ``summary`` sheet holds the level's facts (:func:`level_facts`) and
     its breakdown beside the status quo's (:func:`summary_table`); each
     category's sheet holds its rows; ``agencies`` lists every agency with
-    its members and the spend it buys in each category.
+    its members and the spend it buys in each category. Text is stored as
+    text, never as a formula, whatever it starts with.
     """
     with atomic_path(path) as tmp, pd.ExcelWriter(tmp, engine="openpyxl") as book:
         facts.to_excel(book, sheet_name="summary", index=False)
@@ -421,8 +450,24 @@ def _category_sheets(detail: pd.DataFrame) -> Iterable[tuple[str, pd.DataFrame]]
         yield name, rows.drop(columns="category")
 
 
+def _as_text(sheet: Any) -> None:
+    """Store every text cell as text: openpyxl makes a formula of text starting with ``=``.
+
+    The cell keeps its text exactly and is marked as quoted (``quotePrefix``),
+    so a spreadsheet neither runs it nor makes a formula of it when edited.
+    """
+    for row in sheet.iter_rows():
+        for cell in row:
+            if cell.data_type == "f" or (
+                isinstance(cell.value, str) and cell.value.startswith(FORMULA_STARTS)
+            ):
+                cell.data_type = "s"
+                cell.quotePrefix = True
+
+
 def _tidy(sheet: Any) -> None:
-    """Widen columns to their content, freeze the header, format numbers."""
+    """Widen columns to their content, freeze the header, format numbers; text stays text."""
+    _as_text(sheet)
     formats = {"km": "0.0", "band_rate": "0.0%", "value": "General"}
     for column in sheet.columns:
         header = str(column[0].value or "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -24,6 +25,14 @@ from optimizer.model import Band, Category, Model, Scenario
 
 SITE_STATUSES = ("candidate", "open", "closed")
 EARTH_RADIUS_KM = 6371.0088
+# The largest amount of money (GBP/yr) one number may hold: spend of a body in
+# a category, a fixed, desk or capacity figure. GBP 10 trillion is several
+# times any government's whole yearly spending; larger figures are typing
+# slips, and past about 1e16 the solver's arithmetic breaks down.
+MAX_MONEY = 1e13
+# The largest distance_cost (GBP per GBP 1m of spend per km): at 1e6 a single
+# km costs as much as the spend itself.
+MAX_DISTANCE_COST = 1e6
 
 
 @dataclass
@@ -178,6 +187,7 @@ def _number(
     problems: Problems,
     *,
     minimum: float = 0.0,
+    maximum: float = MAX_MONEY,
     finite: bool = True,
 ) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
@@ -188,6 +198,8 @@ def _number(
         return 0.0
     if value < minimum:
         problems.add(name, None, key, f"must be >= {minimum:g}, got {value!r}")
+    if finite and value > maximum:
+        problems.add(name, None, key, f"must be <= {maximum:g}, got {value!r}")
     return float(value)
 
 
@@ -236,7 +248,11 @@ def _category(cat: str, spec: Any, name: str, problems: Problems) -> Category:
         name=cat,
         desk_cost=_number(spec.get("desk_cost", 0.0), name, f"{prefix}.desk_cost", problems),
         distance_cost=_number(
-            spec.get("distance_cost", 0.0), name, f"{prefix}.distance_cost", problems
+            spec.get("distance_cost", 0.0),
+            name,
+            f"{prefix}.distance_cost",
+            problems,
+            maximum=MAX_DISTANCE_COST,
         ),
         radius_km=radius,
         bands=bands,
@@ -325,6 +341,14 @@ def require_columns(frame: pd.DataFrame, file: str, columns: list[str], problems
     for column in missing:
         problems.add(file, None, column, f"missing column; found {list(frame.columns)}")
     return not missing
+
+
+def _has_rows(frame: pd.DataFrame, file: str, problems: Problems) -> bool:
+    """Record a file with a header but no rows; return whether it has rows."""
+    if len(frame):
+        return True
+    problems.add(file, None, None, "has a header but no rows")
+    return False
 
 
 def numbers(
@@ -418,6 +442,8 @@ def read_bodies(folder: Path, problems: Problems) -> tuple[str, pd.DataFrame | N
     columns = ["body_id", "name", "nation"]
     if frame is None or not require_columns(frame, "bodies.csv", columns, problems):
         return "km", None
+    if not _has_rows(frame, "bodies.csv", problems):
+        return "km", None
     unique_ids(frame, "bodies.csv", "body_id", problems)
     for i in np.flatnonzero((frame["nation"] == "").to_numpy()):
         problems.add("bodies.csv", int(i) + 2, "nation", "blank nation")
@@ -453,7 +479,9 @@ def read_spend(
     columns = ["body_id", "category", "spend"]
     if frame is None or not require_columns(frame, file, columns, problems):
         return None
-    frame["spend"] = numbers(frame, file, "spend", problems, low=0.0)
+    if not _has_rows(frame, file, problems):
+        return None
+    frame["spend"] = numbers(frame, file, "spend", problems, low=0.0, high=MAX_MONEY)
     if bodies is not None:
         known_ids(frame, file, "body_id", pd.Index(bodies["body_id"]), "body", problems)
     categories = pd.Index(list(model.categories))
@@ -474,7 +502,7 @@ def read_sites(
     A blank or absent ``fixed_cost`` is NaN: the model's ``agency_fixed_cost``.
     """
     file = "sites.csv"
-    if not (folder / file).exists():
+    if not optional_file(folder / file, problems):
         return "km", None
     frame = read_csv(folder / file, problems)
     if frame is None or not require_columns(frame, file, ["site_id", "name", "nation"], problems):
@@ -482,11 +510,15 @@ def read_sites(
     unique_ids(frame, file, "site_id", problems)
     fixed = "fixed_cost" in frame.columns
     frame["fixed_cost"] = (
-        numbers(frame, file, "fixed_cost", problems, low=0.0, blank_ok=True) if fixed else np.nan
+        numbers(frame, file, "fixed_cost", problems, low=0.0, high=MAX_MONEY, blank_ok=True)
+        if fixed
+        else np.nan
     )
     capacity = "capacity" in frame.columns
     frame["capacity"] = (
-        numbers(frame, file, "capacity", problems, low=0.0, blank_ok=True) if capacity else np.nan
+        numbers(frame, file, "capacity", problems, low=0.0, high=MAX_MONEY, blank_ok=True)
+        if capacity
+        else np.nan
     )
     _site_hosts(frame, bodies, problems)
     _site_status(frame, problems)
@@ -525,7 +557,7 @@ def _site_status(frame: pd.DataFrame, problems: Problems) -> None:
 def read_edges(folder: Path, node_ids: pd.Index, problems: Problems) -> pd.DataFrame | None:
     """Read the optional ``edges.csv``: ``source,target,km`` over body and site ids."""
     file = "edges.csv"
-    if not (folder / file).exists():
+    if not optional_file(folder / file, problems):
         return None
     frame = read_csv(folder / file, problems)
     if frame is None or not require_columns(frame, file, ["source", "target", "km"], problems):
@@ -533,4 +565,31 @@ def read_edges(folder: Path, node_ids: pd.Index, problems: Problems) -> pd.DataF
     frame["km"] = numbers(frame, file, "km", problems, low=0.0)
     for column in ("source", "target"):
         known_ids(frame, file, column, node_ids, "body or site id", problems)
+    _repeated_edges(frame, file, problems)
     return frame[["source", "target", "km"]]
+
+
+def _repeated_edges(frame: pd.DataFrame, file: str, problems: Problems) -> None:
+    """Record each edge given again (either way round: the network is undirected)."""
+    ends = np.sort(frame[["source", "target"]].to_numpy(dtype=str), axis=1)
+    pairs = pd.Series([f"{a}\0{b}" for a, b in ends])
+    first = pairs.drop_duplicates()
+    row_of = pd.Series(first.index.to_numpy() + 2, index=first.to_numpy())
+    for i in np.flatnonzero(pairs.duplicated().to_numpy()):
+        a, b = ends[i]
+        message = (
+            f"edge {a}-{b} is given again (first in row {row_of[pairs.iloc[i]]}); give it once"
+        )
+        problems.add(file, int(i) + 2, "target", message)
+
+
+def optional_file(path: Path, problems: Problems) -> bool:
+    """Whether the optional file ``path`` is there; a link to nothing is recorded as a problem.
+
+    A dangling symbolic link is a file the user meant to give, not an absent one.
+    """
+    if path.exists():
+        return True
+    if path.is_symlink():
+        problems.add(path.name, None, None, f"is a link to a missing file: {os.readlink(path)}")
+    return False

@@ -49,6 +49,49 @@ class SolverOptions:
             raise DataValidationError(
                 [f"(--solver) | expected one of {list(SOLVERS)}, got {self.solver!r}"]
             )
+        problems = option_problems(self.time_limit, self.gap, self.threads)
+        if problems:
+            raise DataValidationError(f"(--{key.replace('_', '-')}) | {m}" for key, m in problems)
+
+
+def cpu_cores() -> int:
+    """The number of CPU cores of this machine (the most ``threads`` a solve may ask for)."""
+    return os.cpu_count() or 1
+
+
+def option_problems(
+    time_limit: float | None, gap: float, threads: int | None
+) -> list[tuple[str, str]]:
+    """What is wrong with a time limit, gap and thread count, as ``(option, message)`` pairs.
+
+    The time limit (seconds) must be finite and above 0 (None: no limit),
+    the gap at least 0 and below 1, and threads (None: the solver's choice)
+    a whole number from 1 to :func:`cpu_cores`.
+
+    Examples
+    --------
+    >>> option_problems(30.0, 1e-4, None)
+    []
+    >>> option_problems(0.0, float("nan"), 1)[0]
+    ('time_limit', 'must be a number of seconds above 0, got 0.0')
+    """
+    problems = []
+    if time_limit is not None and not (_real(time_limit) and 0 < time_limit < math.inf):
+        problems.append(("time_limit", f"must be a number of seconds above 0, got {time_limit!r}"))
+    if not (_real(gap) and 0 <= gap < 1):
+        problems.append(("gap", f"must be at least 0 and below 1, got {gap!r}"))
+    cores = cpu_cores()
+    if threads is not None and not (_whole(threads) and 1 <= threads <= cores):
+        problems.append(("threads", f"must be a whole number from 1 to {cores}, got {threads!r}"))
+    return problems
+
+
+def _real(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)

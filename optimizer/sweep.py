@@ -28,6 +28,10 @@ solve and what to vary::
     sigma_body = 0.10          # per body and category
     sigma_category = 0.05      # per category, shared by every body
 
+A file that names no ``data`` and varies nothing (an empty one among them)
+is refused. ``time_limit``, ``gap`` and ``threads`` follow the rules of
+:func:`optimizer.solve.option_problems`.
+
 Parameters: ``agency_fixed_cost`` (GBP/yr, in place of the model's),
 ``same_nation`` and ``split_categories`` (switches), and the multipliers
 ``fixed_cost_scale`` (every agency's fixed cost, ``sites.csv``'s too),
@@ -76,9 +80,9 @@ from optimizer.errors import DataValidationError
 from optimizer.executors import ExecutorOptions, completed
 from optimizer.instance import Instance
 from optimizer.model import Band, Model
-from optimizer.results import atomic_write_text, claim_folder, write_json
+from optimizer.results import atomic_write_text, claim_folder, output_folder, write_json
 from optimizer.schema import Problems, read_toml
-from optimizer.solve import SOLVERS, SolverOptions
+from optimizer.solve import SOLVERS, SolverOptions, option_problems
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -111,6 +115,7 @@ _SWEEP_KEYS = {"data", "model", "levels", "time_limit", "gap", "solver", "thread
 _TOP_KEYS = {"sweep", "grid", "random", "draws"}
 _RANDOM_KEYS = {"samples", "seed"}
 _DRAW_KEYS = {"count", "seed", "sigma_body", "sigma_category"}
+_SOLVER_DEFAULTS = {"time_limit": 10.0, "gap": 1e-4, "threads": 1}
 BAND_SHARE = 20  # with at least this many draws the band is 5-95%, else min-max
 
 
@@ -226,6 +231,12 @@ def load_sweep(path: Path | str) -> SweepSpec:
         problems.add(name, None, f"random.{key}", "varied in [grid] already")
     draws = _draws(_table(raw, "draws", name, problems), name, problems)
     samples = _integer(random_raw.get("samples", 0), "random.samples", name, problems)
+    if not (grid or random or draws.count or "data" in head):
+        message = (
+            "names no data and varies nothing: give sweep.data and [grid], [random] or"
+            " [draws] (see models/sweep-example.toml)"
+        )
+        problems.add(name, None, None, message)
     if random and samples < 1:
         problems.add(
             name, None, "random.samples", "give at least 1 sample of the random parameters"
@@ -384,17 +395,17 @@ def _levels(value: Any, name: str, problems: Problems) -> str:
 
 
 def _solver(head: dict[str, Any], name: str, problems: Problems) -> SolverOptions:
-    limit = _number(head.get("time_limit", 10.0), "sweep.time_limit", name, problems)
     solver = head.get("solver", "highs")
     if solver not in SOLVERS:
         problems.add(name, None, "sweep.solver", f"expected one of {list(SOLVERS)}, got {solver!r}")
         solver = "highs"
-    return SolverOptions(
-        solver=solver,
-        time_limit=limit,
-        gap=_number(head.get("gap", 1e-4), "sweep.gap", name, problems),
-        threads=max(1, _integer(head.get("threads", 1), "sweep.threads", name, problems)),
-    )
+    limit, gap, threads = (head.get(k, d) for k, d in _SOLVER_DEFAULTS.items())
+    found = option_problems(limit, gap, threads)
+    for key, message in found:
+        problems.add(name, None, f"sweep.{key}", message)
+    if found:
+        return SolverOptions(solver=solver)
+    return SolverOptions(solver=solver, time_limit=float(limit), gap=float(gap), threads=threads)
 
 
 # --------------------------------------------------------------- the scenarios
@@ -551,6 +562,21 @@ def run_sweep(
     options = CurveOptions(levels=tuple(_parse_levels(spec, base)), solver=spec.solver)
     scenarios = spec.scenarios()
     check_scenarios(spec, base, scenarios)
+    with output_folder(Path(out), "sweep"):
+        return _run(spec, Path(out), base, options, executor, resume, on_scenario)
+
+
+def _run(
+    spec: SweepSpec,
+    out: Path,
+    base: Instance,
+    options: CurveOptions,
+    executor: ExecutorOptions | None,
+    resume: bool,
+    on_scenario: SweepListener | None,
+) -> pd.DataFrame:
+    """:func:`run_sweep` once its folder is held."""
+    scenarios = spec.scenarios()
     done = _prepare(out, spec, base, options, scenarios, resume)
     frames = {s.id: _tidy(s, spec, *done[s.id]) for s in scenarios if s.id in done}
     todo = [s for s in scenarios if s.id not in done]

@@ -187,6 +187,28 @@ bands = [[0, 5e6, 0.0], [5e6, 50e6, 0.04], [50e6, inf, 0.06]]
 """
 
 
+def check_request(n_bodies: int, seed: int, sites: int | None = None) -> None:
+    """Refuse a size, seed or number of sites no instance can be made of.
+
+    Raises
+    ------
+    DataValidationError
+        Naming the option: fewer bodies than nations, a negative seed, or
+        sites outside 1 to the number of bodies.
+    """
+    problems = []
+    if n_bodies < len(NATION_SHARES):
+        problems.append(
+            f"(--bodies) | at least {len(NATION_SHARES)} (one per nation), got {n_bodies}"
+        )
+    if seed < 0:
+        problems.append(f"(--seed) | must be a whole number >= 0, got {seed}")
+    if sites is not None and not 1 <= sites <= n_bodies:
+        problems.append(f"(--sites) | between 1 and the number of bodies ({n_bodies}), got {sites}")
+    if problems:
+        raise DataValidationError(problems)
+
+
 def generate(n_bodies: int, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``bodies.csv`` and ``spend.csv`` tables of a synthetic instance.
 
@@ -202,10 +224,7 @@ def generate(n_bodies: int, seed: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     bodies, spend : DataFrame
         ``body_id,name,nation,x_km,y_km,tier`` and ``body_id,category,spend``.
     """
-    if n_bodies < len(NATION_SHARES):
-        raise DataValidationError(
-            [f"(--bodies) | at least {len(NATION_SHARES)} (one per nation), got {n_bodies}"]
-        )
+    check_request(n_bodies, seed)
     rng = np.random.default_rng(seed)
     towns = pd.DataFrame(TOWNS, columns=["nation", "town", "x", "y", "weight", "spread"])
     picked = np.concatenate(
@@ -349,6 +368,7 @@ def write_dataset(folder: Path, n_bodies: int, seed: int = 1, sites: int | None 
     they leave out of reach, the others closed; without, at every body.
     Load it with ``optimizer.load(folder, folder / "model.toml")``.
     """
+    check_request(n_bodies, seed, sites)
     bodies, spend = generate(n_bodies, seed)
     table = None if sites is None else candidate_sites(bodies, spend, sites)
     described = f"Synthetic UK public bodies: {n_bodies} bodies, seed {seed}."

@@ -54,7 +54,7 @@ def model_problems(path: Path) -> list[str]:
 # (id, file, old text or None to append, new text, expected problem lines)
 DATA_CASES = [
     ("spend-negative", "spend.csv", "a1,ict,30000", "a1,ict,-5",
-     ["(spend.csv, row 3, column 'spend') | must be in [0, inf], got '-5'"]),
+     ["(spend.csv, row 3, column 'spend') | must be in [0, 1e+13], got '-5'"]),
     ("spend-nan-text", "spend.csv", "a1,ict,30000", "a1,ict,nan",
      ["(spend.csv, row 3, column 'spend') | expected a number, got 'nan'"]),
     ("spend-blank", "spend.csv", "a3,care,50000", "a3,care,",
@@ -62,7 +62,7 @@ DATA_CASES = [
     ("spend-non-numeric", "spend.csv", "s2,care,30000", "s2,care,lots",
      ["(spend.csv, row 12, column 'spend') | expected a number, got 'lots'"]),
     ("spend-infinite", "spend.csv", "a1,ict,30000", "a1,ict,inf",
-     ["(spend.csv, row 3, column 'spend') | must be in [0, inf], got 'inf'"]),
+     ["(spend.csv, row 3, column 'spend') | must be in [0, 1e+13], got 'inf'"]),
     ("spend-missing-column", "spend.csv", "body_id,category,spend", "body_id,category,amount",
      ["(spend.csv, column 'spend') | missing column; found ['body_id', 'category', 'amount']"]),
     ("bodies-missing-column", "bodies.csv", "body_id,name,nation,", "body_id,name,region,",
@@ -154,7 +154,7 @@ SITES_CASES = [
     ("bad-status", ",closed,a3", ",shut,a3",
      [f"(sites.csv, row 4, column 'status') | expected one of {STATUSES}, got 'shut'"]),
     ("negative-capacity", "7000,150000", "7000,-1",
-     ["(sites.csv, row 3, column 'capacity') | must be in [0, inf], got '-1'"]),
+     ["(sites.csv, row 3, column 'capacity') | must be in [0, 1e+13], got '-1'"]),
     ("non-numeric-fixed-cost", "7000,150000", "lots,150000",
      ["(sites.csv, row 3, column 'fixed_cost') | expected a number, got 'lots'"]),
 ]
@@ -316,7 +316,7 @@ def test_many_problems_in_several_files_are_reported_in_one_error(
     expected = [
         "(bodies.csv, row 8, column 'body_id') | duplicate id 'a1'",
         "(bodies.csv, row 4, column 'y_km') | expected a number, got 'up'",
-        "(spend.csv, row 3, column 'spend') | must be in [0, inf], got '-5'",
+        "(spend.csv, row 3, column 'spend') | must be in [0, 1e+13], got '-5'",
         "(spend.csv, row 13, column 'body_id') | unknown body 'zz'",
         "(spend.csv, row 12, column 'category') | unknown category (not in the model) 'food'",
         "(sites.csv, row 7, column 'body_id') | unknown body 'qq'",
