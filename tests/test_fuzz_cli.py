@@ -228,6 +228,22 @@ def _file_case(file: str, mutation: str, seed: int) -> Case:
     return Case(f"{file}-{mutation}-{seed}", mutate)
 
 
+def _spend_cell(value: str) -> Callable[[Path], None]:
+    """Set the spend of spend.csv's first row to ``value``."""
+
+    def mutate(folder: Path) -> None:
+        path = folder / "data" / "spend.csv"
+        rows = _rows(path)
+        rows[1][2] = value
+        _write_rows(path, rows)
+
+    return mutate
+
+
+def _header_only_spend(folder: Path) -> None:
+    _header_only(folder / "data" / "spend.csv", random.Random(0))
+
+
 def _no_change(folder: Path) -> None:
     """Leave the inputs as they are (an option is the mutation)."""
 
@@ -294,6 +310,9 @@ def cases() -> list[Case]:
             _file_case(rng.choice(DATA_FILES), rng.choice(list(MUTATIONS)), rng.randrange(10**6))
         )
     out += [Case(f"model.toml-{name}", _model_mutation(name)) for name in MODEL_MUTATIONS]
+    # the data files issue 31 item 8 names, whatever the generator picked above
+    out.append(Case("spend.csv-header-only", _header_only_spend, expect=2))
+    out += [Case(f"spend.csv-spend-{v}", _spend_cell(v), expect=2) for v in ("1e20", "nan", "-1")]
     return out + _option_cases() + _path_cases()
 
 
