@@ -57,6 +57,7 @@ from optimizer import (
 )
 from optimizer.engine import LevelSolver
 from optimizer.executors import ExecutorOptions
+from optimizer.resources import data_path
 from optimizer.run import open_run
 
 SCALE = float(os.environ.get("PROPERTY_EXAMPLES", "1"))
@@ -371,3 +372,99 @@ def test_examples_exercise_the_model() -> None:
 
     draw()
     assert all(seen.values()), seen
+
+
+# --------------------------------------------------------------- known cases
+
+
+def _toy(**changes: str) -> dict[str, str]:
+    """The toy dataset's files and model, with some replaced or added."""
+    names = ("bodies.csv", "spend.csv", "edges.csv")
+    files = {n: data_path("datasets", "toy", n).read_text(encoding="utf-8") for n in names}
+    files["model.toml"] = data_path("models", "toy.toml").read_text(encoding="utf-8")
+    return files | {name.replace("_", "."): text for name, text in changes.items()}
+
+
+_SPEND = data_path("datasets", "toy", "spend.csv").read_text(encoding="utf-8")
+_SITES = "site_id,name,nation,x_km,y_km,fixed_cost,status,body_id\n" + "".join(
+    f"{b},{b},{n},{x},{y},,,{b}\n"
+    for b, n, x, y in (
+        ("a1", "Northland", 0, 0),
+        ("a2", "Northland", 10, 0),
+        ("a3", "Northland", 20, 0),
+        ("a4", "Northland", 10, 15),
+        ("s1", "Southland", 0, -40),
+        ("s2", "Southland", 12, -40),
+    )
+)
+_EDGES = data_path("datasets", "toy", "edges.csv").read_text(encoding="utf-8")
+KNOWN: dict[str, tuple[Tiny, tuple[int, ...]]] = {
+    # issue 31 item 1: a body with no spend (a4 here) loses and mislabels levels
+    "zero-spend-body": (
+        Tiny(
+            "toy",
+            _toy(
+                spend_csv=_SPEND.replace("a4,care,40000", "a4,care,0").replace(
+                    "a4,ict,10000", "a4,ict,0"
+                )
+            ),
+        ),
+        (6, 5, 4, 3, 2),
+    ),
+    # no body buys anything: every level costs its cheapest fixed costs
+    "no-spend-at-all": (
+        Tiny("toy", _toy(spend_csv="body_id,category,spend\na1,care,0\n")),
+        (6, 3, 1),
+    ),
+    # a category in the model that nobody buys
+    "category-nobody-buys": (
+        Tiny(
+            "toy",
+            _toy(
+                spend_csv="".join(
+                    line + "\n" for line in _SPEND.splitlines() if ",ict," not in line
+                )
+            ),
+        ),
+        (6, 4, 3),
+    ),
+    # a spare site with no host, cheap enough that level 4's optimum leaves it empty
+    "empty-site-at-optimum": (
+        Tiny(
+            "toy",
+            _toy(
+                sites_csv=_SITES + "x1,Spare office,Northland,30,30,1000,,\n",
+                edges_csv=_EDGES + "a4,x1,30\n",
+            ),
+        ),
+        (6, 4, 3),
+    ),
+    # a site forced open (status open) that no body may use: open at every level, empty
+    "open-site-nobody-uses": (
+        Tiny(
+            "toy",
+            _toy(
+                sites_csv=_SITES + "w1,Westgate,Westland,60,0,,open,\n",
+                edges_csv=_EDGES + "a3,w1,40\n",
+            ),
+        ),
+        (7, 5, 4),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN))
+def test_known_cases_match_brute_force(name: str, tmp_path: Path) -> None:
+    """Datasets that broke the engine once: each level alone and the curve, as above."""
+    case, levels = KNOWN[name]
+    instance = case.load(tmp_path / "data")
+
+    @functools.cache
+    def brute(level: int | None) -> bruteforce.Solution | None:
+        return bruteforce.solve(instance, level)
+
+    for level in levels:
+        status, total, bound, again, opened = _solve(instance, case, level, None)
+        check_level(level, brute(level), status, total, bound, again, opened)
+    frame = _curve(instance, case, list(levels), tmp_path / "run", None)
+    check_curve(instance, case, brute, list(levels), frame, tmp_path / "run")
