@@ -190,7 +190,7 @@ def _solve(
     return result.status, result.objective, result.bound, again.total, result.open_sites
 
 
-@examples(100)
+@examples(80)
 @given(data=st.data(), case=tiny_datasets())
 def test_solve_level_matches_brute_force(data: st.DataObject, case: Tiny) -> None:
     """``solve_level`` at a few levels (or free), some with a start of any sites."""
@@ -207,7 +207,7 @@ def test_solve_level_matches_brute_force(data: st.DataObject, case: Tiny) -> Non
                 assert level is None or len(opened) == level, f"level {level} opened {opened}"
 
 
-@examples(100)
+@examples(80)
 @given(data=st.data(), case=tiny_datasets())
 def test_one_solver_in_any_order_matches_brute_force(data: st.DataObject, case: Tiny) -> None:
     """One solver (as a curve's worker keeps) down levels in any order, repeats included.
@@ -311,7 +311,7 @@ def run_curve_property(
         check_curve(instance, case, brute, levels, frame, out)
 
 
-@examples(150)
+@examples(100)
 @given(data=st.data(), case=tiny_datasets())
 def test_curve_matches_brute_force(data: st.DataObject, case: Tiny) -> None:
     """A curve in this process: any levels, in any order, repeats included."""
