@@ -2,15 +2,21 @@
 
 It shares no code with the engine or the evaluator: it reads the instance's
 tables, model and distances, enumerates every set of exactly ``k`` open sites
-and every assignment of the (body, category) pairs with spend to those sites,
-keeps the assignments that meet rules 1-5 and returns the cheapest.
+(every site whose ``status`` is ``open`` or that is kept open among them, none
+that is ``closed`` or kept closed) and every assignment of the (body, category)
+pairs with spend to those sites, keeps the assignments that meet rules 1-5 and
+returns the cheapest. A body with no spend has no pairs: it needs no agency,
+and a site it hosts is a site like any other (MODEL.md).
 
 Rules 1, 2, 3 and 5 are applied while listing each unit's options (a unit is a
 (body, category) pair, or a whole body when ``split_categories`` is off); rule
 4 (capacity) is checked on every enumerated assignment. The costs of all the
-assignments of one open set are computed with numpy; the winner is then
-re-checked and re-costed by :func:`check` and :func:`cost`, plain Python
-transcriptions of MODEL.md.
+assignments of one open set are computed with numpy. With categories split and
+no capacity among the open sites, the categories share nothing but the open
+set (the fixed costs), so each category's assignments are enumerated on their
+own and the cheapest of each added up. The winner is then re-checked and
+re-costed by :func:`check` and :func:`cost_of`, plain Python transcriptions of
+MODEL.md.
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ class Data:
     client_spend: np.ndarray
     same_nation: bool
     split: bool
+    must_open: frozenset[int] = frozenset()  # status open, or kept open
+    never_open: frozenset[int] = frozenset()  # status closed, or kept closed
 
 
 @dataclass(frozen=True)
@@ -60,8 +68,12 @@ class Solution:
     enumerated: int
 
 
-def read(instance) -> Data:
-    """Extract the arrays the brute force needs from an ``Instance``."""
+def read(instance, keep_open: Sequence[str] = (), keep_closed: Sequence[str] = ()) -> Data:
+    """Extract the arrays the brute force needs from an ``Instance``.
+
+    ``keep_open`` and ``keep_closed`` are site ids forced open or closed on top
+    of ``sites.csv``'s ``status``.
+    """
     model = instance.model
     bodies = [str(b) for b in instance.bodies.index]
     sites = [str(s) for s in instance.sites.index]
@@ -80,6 +92,9 @@ def read(instance) -> Data:
     categories = [model.categories[c] for c in cats]
     spend = instance.spend
     keep = spend["spend"].to_numpy(dtype=float) > 0
+    status = [str(v) for v in instance.sites["status"]]
+    must = {j for j, s in enumerate(sites) if status[j] == "open" or s in set(keep_open)}
+    never = {j for j, s in enumerate(sites) if status[j] == "closed" or s in set(keep_closed)}
     return Data(
         bodies=bodies,
         body_nation=[str(n) for n in instance.bodies["nation"]],
@@ -99,6 +114,8 @@ def read(instance) -> Data:
         client_spend=spend["spend"].to_numpy(dtype=float)[keep],
         same_nation=bool(model.scenario.same_nation),
         split=bool(model.scenario.split_categories),
+        must_open=frozenset(must),
+        never_open=frozenset(never),
     )
 
 
@@ -145,52 +162,88 @@ def options(data: Data, groups: list[list[int]], open_set: Sequence[int]) -> lis
 
 
 def open_sets(data: Data, level: int | None) -> Iterator[tuple[int, ...]]:
-    """Every set of exactly ``level`` sites (every non-empty set when None)."""
+    """Every set of exactly ``level`` sites (every non-empty set when None).
+
+    Each holds every site forced open and none forced closed.
+    """
     n = len(data.sites)
+    must = sorted(data.must_open)
+    free = [j for j in range(n) if j not in data.must_open and j not in data.never_open]
     levels = range(1, n + 1) if level is None else [level]
     for k in levels:
-        yield from itertools.combinations(range(n), k)
+        if k < len(must) or k - len(must) > len(free):
+            continue
+        for more in itertools.combinations(free, k - len(must)):
+            yield tuple(sorted([*must, *more]))
 
 
-def count(instance, level: int | None) -> int:
+def count(
+    instance, level: int | None, keep_open: Sequence[str] = (), keep_closed: Sequence[str] = ()
+) -> int:
     """How many assignments :func:`solve` enumerates at ``level``."""
-    data = read(instance)
+    data = read(instance, keep_open, keep_closed)
     groups = units(data)
-    return sum(math.prod(len(o) for o in options(data, groups, a)) for a in open_sets(data, level))
+    out = 0
+    for open_set in open_sets(data, level):
+        opts = options(data, groups, open_set)
+        out += sum(math.prod(len(opts[u]) for u in part) for part in _parts(data, groups, open_set))
+    return out
+
+
+def _parts(data: Data, groups: list[list[int]], open_set: Sequence[int]) -> list[list[int]]:
+    """The units (by position) whose assignments are enumerated together.
+
+    One part per category when categories are split and no open site has a
+    capacity (the categories then share nothing but the open set), else one.
+    """
+    if data.split and np.isinf(data.capacity[list(open_set)]).all():
+        by_cat: dict[int, list[int]] = {}
+        for u, clients in enumerate(groups):
+            by_cat.setdefault(int(data.client_cat[clients[0]]), []).append(u)
+        return list(by_cat.values())
+    return [list(range(len(groups)))]
 
 
 def _best_of(
     data: Data, groups: list[list[int]], open_set: tuple[int, ...], opts: list[list[int]]
-) -> tuple[float, np.ndarray | None, int]:
-    """The cheapest capacity-feasible assignment with exactly ``open_set`` open."""
+) -> tuple[float, dict[int, int] | None, int]:
+    """The cheapest capacity-feasible assignment of ``groups`` with exactly ``open_set`` open.
+
+    Costs only the clients of ``groups`` and none of the fixed costs; returns
+    the cost, each client's site (None when no assignment is feasible) and the
+    number of assignments enumerated.
+    """
+    clients = [i for unit in groups for i in unit]
+    if not clients:
+        return 0.0, {}, 1
     shape = tuple(len(o) for o in opts)
     total = math.prod(shape)
     sites = np.array(open_set)
     k = len(sites)
-    n_clients = len(data.client_body)
-    spend = data.client_spend
-    fixed = float(data.fixed[sites].sum())
+    rows = np.array(clients)
+    col = {i: n for n, i in enumerate(clients)}
+    spend = data.client_spend[rows]
+    cat = data.client_cat[rows]
     # distance cost of each client at each open site, (clients, k)
     dcost = (
-        data.dist_rate[data.client_cat][:, None]
+        data.dist_rate[cat][:, None]
         * spend[:, None]
         / 1e6
-        * data.dist[data.client_body][:, sites]
+        * data.dist[data.client_body[rows]][:, sites]
     )
     # each unit's options as local positions into ``sites``
     local = [np.array([open_set.index(j) for j in o], dtype=np.int64) for o in opts]
     best_cost, best_row = math.inf, None
     for start in range(0, total, CHUNK):
         idx = np.unravel_index(np.arange(start, min(total, start + CHUNK)), shape)
-        choice = np.empty((len(idx[0]), n_clients), dtype=np.int64)
-        for u, clients in enumerate(groups):
-            for i in clients:
-                choice[:, i] = local[u][idx[u]]
-        cost = np.full(len(choice), fixed)
-        cost += np.take_along_axis(dcost, choice.T, axis=1).sum(axis=0)
+        choice = np.empty((len(idx[0]), len(clients)), dtype=np.int64)
+        for u, unit in enumerate(groups):
+            for i in unit:
+                choice[:, col[i]] = local[u][idx[u]]
+        cost = np.take_along_axis(dcost, choice.T, axis=1).sum(axis=0)
         load = np.zeros((len(choice), k))
         for c in range(len(data.cats)):
-            mine = np.flatnonzero(data.client_cat == c)
+            mine = np.flatnonzero(cat == c)
             if not len(mine):
                 continue
             for a in range(k):
@@ -205,37 +258,58 @@ def _best_of(
         r = int(np.argmin(cost))
         if cost[r] < best_cost:
             best_cost, best_row = float(cost[r]), sites[choice[r]]
-    return best_cost, best_row, total
+    if best_row is None:
+        return math.inf, None, total
+    return best_cost, dict(zip(clients, best_row.tolist(), strict=True)), total
 
 
-def solve(instance, level: int | None) -> Solution | None:
+def _cheapest(
+    data: Data, groups: list[list[int]], open_set: tuple[int, ...]
+) -> tuple[float, dict[int, int] | None, int]:
+    """The cheapest grouping with exactly ``open_set`` open: cost, each client's site, count."""
+    opts = options(data, groups, open_set)
+    if any(not o for o in opts):
+        return math.inf, None, 0
+    cost, site, enumerated = float(data.fixed[list(open_set)].sum()), {}, 0
+    for part in _parts(data, groups, open_set):
+        more, chosen, n = _best_of(
+            data, [groups[u] for u in part], open_set, [opts[u] for u in part]
+        )
+        enumerated += n
+        if chosen is None:
+            return math.inf, None, enumerated
+        cost += more
+        site.update(chosen)
+    return cost, site, enumerated
+
+
+def solve(
+    instance, level: int | None, keep_open: Sequence[str] = (), keep_closed: Sequence[str] = ()
+) -> Solution | None:
     """The cheapest grouping with exactly ``level`` open sites, or None if there is none.
 
     ``level=None`` lets the number of open sites free (at least one).
+    ``keep_open`` and ``keep_closed`` force sites open or closed on top of
+    ``sites.csv``'s ``status``.
     """
-    data = read(instance)
+    data = read(instance, keep_open, keep_closed)
     groups = units(data)
-    best: tuple[float, tuple[int, ...], np.ndarray] | None = None
+    best: tuple[float, tuple[int, ...], dict[int, int]] | None = None
     enumerated = 0
     for open_set in open_sets(data, level):
-        opts = options(data, groups, open_set)
-        if any(not o for o in opts):
-            continue
-        cost, row, n = _best_of(data, groups, open_set, opts)
+        cost, site, n = _cheapest(data, groups, open_set)
         enumerated += n
-        if row is not None and (best is None or cost < best[0]):
-            best = (cost, open_set, row)
+        if site is not None and (best is None or cost < best[0]):
+            best = (cost, open_set, site)
     if best is None:
         return None
-    cost, open_set, row = best
+    cost, open_set, site = best
     assignment = {
-        (data.bodies[b], data.cats[c]): data.sites[j]
-        for b, c, j in zip(
-            data.client_body.tolist(), data.client_cat.tolist(), row.tolist(), strict=True
-        )
+        (data.bodies[int(data.client_body[i])], data.cats[int(data.client_cat[i])]): data.sites[j]
+        for i, j in site.items()
     }
     opened = tuple(data.sites[j] for j in open_set)
-    problems = check(instance, assignment, opened)
+    problems = check(instance, assignment, opened, keep_open, keep_closed)
     assert not problems, problems
     again = cost_of(instance, assignment, opened)
     assert math.isclose(again, cost, rel_tol=1e-9, abs_tol=1e-6), (again, cost)
@@ -255,9 +329,19 @@ def _spend_by_pair(data) -> dict[tuple[str, str], float]:
     }
 
 
-def check(instance, assignment: dict[tuple[str, str], str], opened: Sequence[str]) -> list[str]:
-    """The rules of MODEL.md a grouping breaks (plain Python, one pair at a time)."""
-    data = read(instance)
+def check(
+    instance,
+    assignment: dict[tuple[str, str], str],
+    opened: Sequence[str],
+    keep_open: Sequence[str] = (),
+    keep_closed: Sequence[str] = (),
+) -> list[str]:
+    """The rules of MODEL.md a grouping breaks (plain Python, one pair at a time).
+
+    Also the sites forced open or closed (``status``, ``keep_open``,
+    ``keep_closed``) that are not so in ``opened``.
+    """
+    data = read(instance, keep_open, keep_closed)
     sites = {s: j for j, s in enumerate(data.sites)}
     bodies = {b: i for i, b in enumerate(data.bodies)}
     cats = {c: i for i, c in enumerate(data.cats)}
@@ -284,6 +368,10 @@ def check(instance, assignment: dict[tuple[str, str], str], opened: Sequence[str
     for site, v in load.items():
         if v > data.capacity[sites[site]] * (1 + 1e-9) + 1e-6:
             problems.append(f"rule 4: {site} buys {v} > {data.capacity[sites[site]]}")
+    for j in data.must_open - {sites[s] for s in opened_set}:
+        problems.append(f"site {data.sites[j]} is forced open but is not open")
+    for j in data.never_open & {sites[s] for s in opened_set}:
+        problems.append(f"site {data.sites[j]} is forced closed but is open")
     if not data.split:
         problems += [
             f"rule 5: {b} split over {sorted(s)}" for b, s in agencies.items() if len(s) > 1

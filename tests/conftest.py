@@ -40,11 +40,12 @@ CliRunner = Callable[..., tuple[int, str, str]]
 
 
 def run_cli(
-    *args: object, cwd: Path | None = None, columns: int | None = 200
+    *args: object, cwd: Path | None = None, columns: int | None = 200, timeout: float = 300
 ) -> tuple[int, str, str]:
     """Run the real ``consolidate`` entry point in a fresh interpreter.
 
-    ``columns`` sets the terminal width rich assumes (``None``: rich's own default).
+    ``columns`` sets the terminal width rich assumes (``None``: rich's own default);
+    past ``timeout`` seconds, :class:`subprocess.TimeoutExpired` is raised.
     """
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
     env["NO_COLOR"] = "1"
@@ -56,7 +57,7 @@ def run_cli(
         text=True,
         cwd=cwd,
         env=env,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
     return proc.returncode, proc.stdout, proc.stderr
