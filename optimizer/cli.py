@@ -45,7 +45,7 @@ from optimizer.evaluate import Evaluation, evaluate
 from optimizer.executors import executor_options
 from optimizer.results import read_groupings, write_groupings, write_json
 from optimizer.run import Run, open_run, run_inputs
-from optimizer.solve import SolverOptions
+from optimizer.solve import DEFAULT_GAP, SolverOptions
 
 app = typer.Typer(
     name="consolidate",
@@ -78,6 +78,20 @@ ModelOpt = Annotated[
 
 SolverOpt = Annotated[str, typer.Option("--solver", help="highs (default) or cbc.")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Solver threads.")]
+GapOpt = Annotated[
+    float,
+    typer.Option(
+        "--gap",
+        help="Relative gap at which a level counts as proven: (total - bound) over the"
+        " decision cost, the total less the purchase floor (see README).",
+    ),
+]
+GapAbsOpt = Annotated[
+    float,
+    typer.Option(
+        "--gap-abs", help="Absolute gap, GBP/yr: a level within it of its bound is proven too."
+    ),
+]
 KeepOpenOpt = Annotated[
     str, typer.Option("--keep-open", help="Site ids forced open, comma separated.")
 ]
@@ -186,9 +200,8 @@ def solve_command(
         float | None,
         typer.Option("--time-limit", help="Seconds; the best grouping so far is returned."),
     ] = None,
-    gap: Annotated[
-        float, typer.Option("--gap", help="Relative gap at which a grouping counts as optimal.")
-    ] = 1e-4,
+    gap: GapOpt = DEFAULT_GAP,
+    gap_abs: GapAbsOpt = 0.0,
     threads: ThreadsOpt = None,
     keep_open: KeepOpenOpt = "",
     keep_closed: KeepClosedOpt = "",
@@ -201,7 +214,9 @@ def solve_command(
     Example: consolidate solve --data uk-councils --level 60 --out out/level-60
     """
     instance = catalog.load(data, model)
-    options = SolverOptions(solver=solver, time_limit=time_limit, gap=gap, threads=threads)
+    options = SolverOptions(
+        solver=solver, time_limit=time_limit, gap=gap, threads=threads, gap_abs=gap_abs
+    )
     opened, closed = _sites_option(keep_open), _sites_option(keep_closed)
     if write_lp is not None:
         write_model(instance, _level(level), write_lp, keep_open=opened, keep_closed=closed)
@@ -215,7 +230,10 @@ def solve_command(
 
 
 def _print_result(result: SolveResult, out: Path | None) -> None:
-    table = Table(title=f"Level {result.level}: {result.status}, gap {result.gap:.2e}")
+    title = (
+        f"Level {result.level}: {result.status}, gap {result.gap:.2e} (GBP {result.gap_gbp:,.0f})"
+    )
+    table = Table(title=title)
     table.add_column("term")
     table.add_column("GBP/yr", justify="right")
     for term, value in result.breakdown.items():
@@ -254,9 +272,8 @@ def curve_command(
     time_limit: Annotated[
         float | None, typer.Option("--time-limit", help="Seconds per level for the exact solve.")
     ] = 30.0,
-    gap: Annotated[
-        float, typer.Option("--gap", help="Relative gap at which a level counts as solved.")
-    ] = 1e-4,
+    gap: GapOpt = DEFAULT_GAP,
+    gap_abs: GapAbsOpt = 0.0,
     threads: ThreadsOpt = None,
     keep_open: KeepOpenOpt = "",
     keep_closed: KeepClosedOpt = "",
@@ -275,7 +292,9 @@ def curve_command(
     chosen = parse_levels(levels, len(instance.bodies), min_level, max_level)
     options = CurveOptions(
         levels=tuple(chosen),
-        solver=SolverOptions(solver=solver, time_limit=time_limit, gap=gap, threads=threads),
+        solver=SolverOptions(
+            solver=solver, time_limit=time_limit, gap=gap, threads=threads, gap_abs=gap_abs
+        ),
         keep_open=tuple(_sites_option(keep_open)),
         keep_closed=tuple(_sites_option(keep_closed)),
     )

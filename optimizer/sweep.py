@@ -7,7 +7,7 @@ solve and what to vary::
     data = "uk-councils"       # a shipped dataset or a folder (relative to this file)
     model = "uk-default"       # a shipped model or a TOML file; default: the dataset's own
     levels = "default"         # as `consolidate curve --levels`, or a list of numbers
-    time_limit = 10            # seconds per level; also gap, solver
+    time_limit = 10            # seconds per level; also gap, gap_abs, solver
     threads = 1                # solver threads per scenario (scenarios run side by side)
 
     [grid]                     # every combination of the listed values
@@ -78,7 +78,7 @@ from optimizer.instance import Instance
 from optimizer.model import Band, Model
 from optimizer.results import atomic_write_text, claim_folder, write_json
 from optimizer.schema import Problems, read_toml
-from optimizer.solve import SOLVERS, SolverOptions
+from optimizer.solve import DEFAULT_GAP, SOLVERS, SolverOptions
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -107,7 +107,17 @@ RESULT_COLUMNS = [
     "status_quo",
     "seconds",
 ]
-_SWEEP_KEYS = {"data", "model", "levels", "time_limit", "gap", "solver", "threads", "description"}
+_SWEEP_KEYS = {
+    "data",
+    "model",
+    "levels",
+    "time_limit",
+    "gap",
+    "gap_abs",
+    "solver",
+    "threads",
+    "description",
+}
 _TOP_KEYS = {"sweep", "grid", "random", "draws"}
 _RANDOM_KEYS = {"samples", "seed"}
 _DRAW_KEYS = {"count", "seed", "sigma_body", "sigma_category"}
@@ -392,7 +402,8 @@ def _solver(head: dict[str, Any], name: str, problems: Problems) -> SolverOption
     return SolverOptions(
         solver=solver,
         time_limit=limit,
-        gap=_number(head.get("gap", 1e-4), "sweep.gap", name, problems),
+        gap=_number(head.get("gap", DEFAULT_GAP), "sweep.gap", name, problems),
+        gap_abs=_number(head.get("gap_abs", 0.0), "sweep.gap_abs", name, problems),
         threads=max(1, _integer(head.get("threads", 1), "sweep.threads", name, problems)),
     )
 
