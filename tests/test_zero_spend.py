@@ -122,3 +122,14 @@ def test_a_body_with_no_spend_in_some_categories_is_no_client_in_those(
     for level in LEVELS:
         result = optimizer.solve_level(instance, level, EXACT)
         assert result.objective == pytest.approx(optima[level], rel=1e-9)
+
+
+def test_spend_of_zero_everywhere_is_bad_input(
+    toy_folder: Path, toy_model_path: Path, cli: CliRunner
+) -> None:
+    """With no spend at all nothing is bought: one message naming the file, exit 2."""
+    for body in ("a1", "a2", "a3", "a4", "s1", "s2"):
+        _zeroed(toy_folder, body)
+    code, out, err = cli("solve", "--data", toy_folder, "--model", toy_model_path, "--level", 2)
+    assert code == 2 and "Traceback" not in out + err
+    assert "spend.csv" in err and "no body has spend above 0" in err
