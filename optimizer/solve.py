@@ -718,12 +718,12 @@ def backend(
 
 
 def _mip_gaps(options: SolverOptions) -> tuple[float, float]:
-    """A MIP's relative and absolute gaps for ``options`` (:class:`Proof`'s, floor 1 GBP included).
+    """A MIP's relative and absolute gaps for ``options``: :class:`Proof`'s two.
 
-    The relative gap applies to the objective less the floor; below 1 GBP of
-    decision cost, :class:`Proof` allows ``gap`` GBP, hence the absolute gap.
+    The relative gap applies to the objective less the floor the backend
+    holds; the absolute one is at least HiGHS's default, 1e-6.
     """
-    return float(options.gap), max(float(options.gap_abs), float(options.gap))
+    return float(options.gap), max(float(options.gap_abs), 1e-6)
 
 
 _SCHEDULER: dict[str, int] = {}
