@@ -40,7 +40,7 @@ import numpy as np
 
 from optimizer.formulation import TOLERANCE, Rows
 from optimizer.heuristics import better
-from optimizer.solve import Snapshot, clock
+from optimizer.solve import Proof, Snapshot, clock
 
 NODE_ROUNDS = 100  # cut rounds at most per node
 SCORE_FLOOR = 1e-6  # of an expected rise, so a zero on one side does not erase the other
@@ -86,8 +86,8 @@ class BranchAndCut:
     group : callable
         ``group(values, exact) -> grouping or None``: a grouping from an LP
         point, ``exact`` when the point is integral and no cut separates it.
-    gap : float
-        Relative gap at which a node is pruned and the search ends.
+    proof : Proof
+        The gaps at which a node is pruned and the search ends.
     cut_row0, drop_from : int
         The first cut row, and the cuts beyond which slack ones are dropped.
     listener : callable, optional
@@ -101,7 +101,7 @@ class BranchAndCut:
         cols: np.ndarray,
         separate: Separator,
         group: Grouper,
-        gap: float,
+        proof: Proof,
         cut_row0: int,
         drop_from: int,
         listener: Callable[[Any, float], None] | None = None,
@@ -110,7 +110,7 @@ class BranchAndCut:
         self.cols = cols
         self.separate = separate
         self.group = group
-        self.gap = gap
+        self.proof = proof
         self.cut_row0 = cut_row0
         self.drop_from = drop_from
         self.listener = listener
@@ -129,7 +129,7 @@ class BranchAndCut:
         heap = [Node(bound, 0, ())]
         try:
             while heap and clock() < deadline:
-                if found.best is not None and _within(found.best.cost, heap[0].bound, self.gap):
+                if found.best is not None and self.proof.holds(found.best.cost, heap[0].bound):
                     break
                 node = heapq.heappop(heap)
                 found.nodes += 1
@@ -166,7 +166,7 @@ class BranchAndCut:
         found.best = better(found.best, self.group(values, priced and integral))
         if integral and priced:  # a grouping the master prices exactly: solved
             return []
-        if integral or (found.best is not None and _within(found.best.cost, value, self.gap)):
+        if integral or (found.best is not None and self.proof.holds(found.best.cost, value)):
             found.floor = min(found.floor, value)  # pruned (or cut NODE_ROUNDS times, unpriced)
             return []
         at, basis = self._pick(point, free), self.master.snapshot()
@@ -190,7 +190,7 @@ class BranchAndCut:
                 if out.status != "infeasible" and clock() < deadline:
                     found.floor = min(found.floor, node.bound)
                 return None
-            if found.best is not None and _within(found.best.cost, out.objective, self.gap):
+            if found.best is not None and self.proof.holds(found.best.cost, out.objective):
                 found.floor = min(found.floor, out.objective)
                 return None
             self.master.drop_slack(self.cut_row0, self.drop_from)
@@ -245,7 +245,3 @@ class BranchAndCut:
 
 def _fractional(point: np.ndarray, free: np.ndarray) -> np.ndarray:
     return free & (point > TOLERANCE) & (point < 1.0 - TOLERANCE)
-
-
-def _within(cost: float, bound: float, gap: float) -> bool:
-    return cost - bound <= gap * max(abs(cost), 1e-9)

@@ -54,7 +54,7 @@ from optimizer.results import (
     write_json,
 )
 from optimizer.run import Run, open_run, run_inputs
-from optimizer.solve import DEFAULT_TIME_LIMIT, SolverOptions
+from optimizer.solve import DEFAULT_GAP, DEFAULT_TIME_LIMIT, SolverOptions
 
 app = typer.Typer(
     name="consolidate",
@@ -87,6 +87,20 @@ ModelOpt = Annotated[
 
 SolverOpt = Annotated[str, typer.Option("--solver", help="highs (default) or cbc.")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Solver threads.")]
+GapOpt = Annotated[
+    float,
+    typer.Option(
+        "--gap",
+        help="Relative gap at which a level counts as proven: (total - bound) over the"
+        " decision cost, the total less the purchase floor (see README).",
+    ),
+]
+GapAbsOpt = Annotated[
+    float,
+    typer.Option(
+        "--gap-abs", help="Absolute gap, GBP/yr: a level within it of its bound is proven too."
+    ),
+]
 KeepOpenOpt = Annotated[
     str, typer.Option("--keep-open", help="Site ids forced open, comma separated.")
 ]
@@ -199,9 +213,8 @@ def solve_command(
             "its bound are returned.",
         ),
     ] = DEFAULT_TIME_LIMIT,
-    gap: Annotated[
-        float, typer.Option("--gap", help="Relative gap at which a grouping counts as optimal.")
-    ] = 1e-4,
+    gap: GapOpt = DEFAULT_GAP,
+    gap_abs: GapAbsOpt = 0.0,
     threads: ThreadsOpt = None,
     keep_open: KeepOpenOpt = "",
     keep_closed: KeepClosedOpt = "",
@@ -213,7 +226,9 @@ def solve_command(
 
     Example: consolidate solve --data uk-councils --level 60 --out out/level-60
     """
-    options = SolverOptions(solver=solver, time_limit=time_limit, gap=gap, threads=threads)
+    options = SolverOptions(
+        solver=solver, time_limit=time_limit, gap=gap, threads=threads, gap_abs=gap_abs
+    )
     chosen = _level(level)
     instance = catalog.load(data, model)
     opened, closed = _sites_option(keep_open), _sites_option(keep_closed)
@@ -271,7 +286,10 @@ def _money(value: float) -> str:
 
 
 def _print_result(result: SolveResult, out: Path | None) -> None:
-    table = Table(title=f"Level {result.level}: {result.status}, gap {result.gap:.2e}")
+    title = (
+        f"Level {result.level}: {result.status}, gap {result.gap:.2e} (GBP {result.gap_gbp:,.0f})"
+    )
+    table = Table(title=title)
     table.add_column("term")
     table.add_column("GBP/yr", justify="right")
     for term, value in result.breakdown.items():
@@ -310,9 +328,8 @@ def curve_command(
     time_limit: Annotated[
         float | None, typer.Option("--time-limit", help="Seconds per level for the exact solve.")
     ] = DEFAULT_TIME_LIMIT,
-    gap: Annotated[
-        float, typer.Option("--gap", help="Relative gap at which a level counts as solved.")
-    ] = 1e-4,
+    gap: GapOpt = DEFAULT_GAP,
+    gap_abs: GapAbsOpt = 0.0,
     threads: ThreadsOpt = None,
     keep_open: KeepOpenOpt = "",
     keep_closed: KeepClosedOpt = "",
@@ -327,7 +344,9 @@ def curve_command(
 
     Example: consolidate curve --data uk-councils --model models/uk-default.toml --out out/uk
     """
-    solving = SolverOptions(solver=solver, time_limit=time_limit, gap=gap, threads=threads)
+    solving = SolverOptions(
+        solver=solver, time_limit=time_limit, gap=gap, threads=threads, gap_abs=gap_abs
+    )
     where = executor_options(executor, scheduler, workers)
     instance = catalog.load(data, model)
     chosen = parse_levels(levels, len(instance.bodies), min_level, max_level)

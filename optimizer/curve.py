@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from optimizer.engine import NEARBY_SHARE, LevelSolver, SolveResult, relative_gap, versions
+from optimizer.engine import NEARBY_SHARE, LevelSolver, SolveResult, check_bound, versions
 from optimizer.engine import Listener as LevelListener
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
 from optimizer.evaluate import evaluate
@@ -50,7 +50,7 @@ from optimizer.results import (
     write_groupings,
     write_json,
 )
-from optimizer.solve import SolverOptions, clock
+from optimizer.solve import Proof, SolverOptions, clock
 
 CURVE_COLUMNS = [
     "level",
@@ -77,6 +77,7 @@ PASS_SHARE = 0.1  # of the time limit times the levels: the downward pass's budg
 # the levels above it (see level_tasks).
 LOWEST_AHEAD = 3
 EMPTY = ("infeasible", "no_solution")
+IDLE = "idle_sites"  # a level row's open agencies with no member (levels/level-K.json only)
 SERIAL = ExecutorOptions("serial")
 
 
@@ -189,8 +190,14 @@ class Curve:
     folder: Path | None = None
 
     def to_frame(self) -> pd.DataFrame:
-        """The curve as a table, one row per level, most agencies first."""
-        frame = pd.DataFrame(self.rows)
+        """The curve as a table, one row per level, most agencies first.
+
+        The agencies that buy for no one (``idle_sites``, a list) stay in
+        ``levels/level-K.json`` and are not a column.
+        """
+        frame = pd.DataFrame([{k: v for k, v in row.items() if k != IDLE} for row in self.rows])
+        if "gap_gbp" not in frame:  # rows of a run folder written before the column
+            frame["gap_gbp"] = frame["total"] - frame["lower_bound"]
         return frame.sort_values("level", ascending=False).reset_index(drop=True)
 
     @property
@@ -313,9 +320,9 @@ def _solve_curve(
 
 
 def second_tries(
-    solver: LevelSolver, rows: dict[int, dict[str, Any]], levels: list[int], gap: float
+    solver: LevelSolver, rows: dict[int, dict[str, Any]], levels: list[int], proof: Proof
 ) -> list[LevelTask]:
-    """The levels of ``levels`` left above ``gap``, each with a start other than its own grouping.
+    """The levels of ``levels`` left unproven, each with a start other than its own grouping.
 
     Once every level has been tried, a level the time limit stopped above
     the gap is solved once more, on the same workers (their cuts kept). It
@@ -332,7 +339,7 @@ def second_tries(
     tries = []
     for level in levels:
         row = rows.get(level)
-        if row is None or row["status"] in EMPTY or not row["gap"] > gap:
+        if row is None or row["status"] in EMPTY or proof.holds(row["total"], row["lower_bound"]):
             continue
         walks = solver.options.time_limit
         own = solver.solved[level]
@@ -386,10 +393,9 @@ class _Run:
 
     def solve(self, levels: list[int], ahead: int) -> None:
         """Solve ``levels`` (:func:`level_tasks`), then the second tries (:func:`second_tries`)."""
-        gap = self.shared.options.solver.gap
 
         def retries() -> list[LevelTask]:
-            return second_tries(self.solver, self.rows, levels, gap)
+            return second_tries(self.solver, self.rows, levels, self.solver.proof)
 
         tasks = level_tasks(self.solver, levels, ahead)
         with completed(
@@ -403,11 +409,12 @@ class _Run:
         level = row["level"]
         old = self.rows.get(level)
         if old is not None:
-            row, second = merge_tries(old, row, self.shared.options.solver.gap)
+            row, second = merge_tries(old, row, self.solver.proof)
             groupings = groupings if second else None
         self.rows[level] = row
         if groupings is not None:
-            self.solver.solved[level] = self.solver.assignment(groupings)
+            idle = row.get(IDLE, [])
+            self.solver.solved[level] = self.solver.assignment(groupings, idle)
         if self.out is not None:
             _persist(self.out, row, groupings)
             rows = list(self.rows.values())
@@ -417,13 +424,14 @@ class _Run:
 
 
 def merge_tries(
-    old: dict[str, Any], new: dict[str, Any], gap: float
+    old: dict[str, Any], new: dict[str, Any], proof: Proof
 ) -> tuple[dict[str, Any], bool]:
     """The row of a level solved twice, and whether its grouping is the second try's.
 
     The cheaper grouping, the higher bound (each try proved its own on the
-    level), the time of both; the status is ``optimal`` once the gap to that
-    bound is within ``gap``.
+    level), the time of both; the status is ``optimal`` once ``proof``
+    holds for that total and bound. A bound above the total raises
+    :class:`optimizer.errors.SolverError` (:func:`optimizer.engine.check_bound`).
 
     Examples
     --------
@@ -431,11 +439,11 @@ def merge_tries(
     ...        "seconds": 30.0}
     >>> new = {"total": 101.0, "lower_bound": 99.0, "gap": 0.02, "status": "time_limit",
     ...        "seconds": 20.0}
-    >>> row, second = merge_tries(old, new, gap=0.01)
+    >>> row, second = merge_tries(old, new, Proof(gap=0.01))
     >>> second, row["total"], row["lower_bound"], round(row["gap"], 4), row["status"]
     (True, 101.0, 100.0, 0.0099, 'optimal')
-    >>> row["seconds"]
-    50.0
+    >>> row["seconds"], row["gap_gbp"]
+    (50.0, 1.0)
     """
     seconds = old["seconds"] + new["seconds"]
     if new["status"] in EMPTY:
@@ -443,9 +451,10 @@ def merge_tries(
     second = new["total"] < old["total"]
     row = new if second else old
     bound = max(old["lower_bound"], new["lower_bound"])
-    merged_gap = relative_gap(row["total"], bound)
-    status = "optimal" if merged_gap <= gap else row["status"]
-    merged = {**row, "lower_bound": bound, "gap": merged_gap, "status": status, "seconds": seconds}
+    check_bound(row["total"], bound, row.get("level"))
+    status = "optimal" if proof.holds(row["total"], bound) else row["status"]
+    merged = {**row, "lower_bound": bound, "status": status, "seconds": seconds}
+    merged.update(gap=proof.relative(row["total"], bound), gap_gbp=row["total"] - bound)
     return merged, second
 
 
@@ -807,6 +816,8 @@ def curve_row(
         "status": result.status,
         "seconds": seconds,
         "discounts": b["savings"],
+        "gap_gbp": result.gap_gbp,
+        IDLE: idle_sites(result),
     }
     nations = instance.sites.loc[result.open_sites, "nation"].value_counts()
     for nation, column in nation_columns(instance.bodies["nation"]).items():
@@ -838,10 +849,21 @@ def nation_columns(nations: Iterable[str]) -> dict[str, str]:
             column = f"{base}_{n}"
         columns[nation] = column
     return columns
+def idle_sites(result: SolveResult) -> list[str]:
+    """The level's open agencies that buy for no one (in no row of its grouping).
+
+    Such an agency exists only where the level asks for more agencies than
+    can be given members, e.g. a site hosted by a body with no spend, open
+    at the status quo's level. A groupings file cannot name it (it has no
+    row), so the level's row in ``levels/level-K.json`` does, and whatever
+    re-costs or restarts from the grouping opens it too.
+    """
+    used = set(result.groupings["site_id"])
+    return [s for s in result.open_sites if s not in used]
 
 
 def _empty_row(level: int, status: str, reason: str, seconds: float) -> dict[str, Any]:
-    row: dict[str, Any] = dict.fromkeys(CURVE_COLUMNS, math.nan)
+    row: dict[str, Any] = dict.fromkeys([*CURVE_COLUMNS, "gap_gbp"], math.nan)
     row.update(level=level, status=status, seconds=seconds, reason=reason)
     return row
 
@@ -902,8 +924,8 @@ def _finished(out: Path, levels: Iterable[int]) -> dict[int, dict[str, Any]]:
 
 def _write_progress(out: Path, rows: list[dict[str, Any]], quo: float, seconds: float) -> None:
     frame = Curve(rows, quo).to_frame()
-    extra = [c for c in frame.columns if c not in CURVE_COLUMNS]
-    frame = frame[CURVE_COLUMNS + extra]
+    extra = [c for c in frame.columns if c not in CURVE_COLUMNS and c != "gap_gbp"]
+    frame = frame[CURVE_COLUMNS + extra + ["gap_gbp"]]
     atomic_write_text(out / "curve.csv", frame.to_csv(index=False, lineterminator="\n"))
     write_json(out / "summary.json", curve_summary(frame, quo, seconds))
 
@@ -945,6 +967,7 @@ def curve_summary(frame: pd.DataFrame, quo: float, seconds: float) -> dict[str, 
             tied_levels=tied,
             within_1pct=sorted(int(k) for k in near),
             worst_gap=float(solved["gap"].max()),
+            worst_gap_gbp=float((solved["total"] - solved["lower_bound"]).max()),
         )
     return summary
 

@@ -66,7 +66,7 @@ from optimizer.heuristics import (
     swap_search,
 )
 from optimizer.instance import Instance
-from optimizer.solve import SolverOptions, backend, clock, to_pulp
+from optimizer.solve import Proof, SolverOptions, backend, clock, to_pulp
 
 LP_ROUNDS = 500
 MIP_ROUNDS = 200
@@ -85,6 +85,7 @@ RENS_GAP_SHARE = 0.5  # of the gap, for RENS's MIP (which stops sooner within th
 Listener = Callable[[str, float, float], None]  # (phase, best total or inf, bound) as a level runs
 COVER_TIME_LIMIT = 60.0  # s; on a time-out the cover's bound still proves the levels below
 CHECK_TOLERANCE = 1e-6
+BOUND_TOLERANCE = 1e-9  # relative: a bound further above a grouping's total is a bug
 RENS_SITES = 80  # agencies the LP leaves fractional, beyond which swaps run before RENS
 BRANCH_GAP = 1.1  # gaps: a level within this many of its bound goes to branch and cut, not RENS
 NEARBY = 8  # levels above a level whose grouping, dropped down, may start it
@@ -109,7 +110,8 @@ class SolveResult:
     bound : float
         A proven lower bound on the cost of any grouping at this level.
     gap : float
-        ``(objective - bound) / objective``.
+        ``(objective - bound) / max(objective - floor, 1)``: relative to the
+        decision cost (:class:`optimizer.solve.Proof`).
     seconds : dict
         ``build``, ``solve`` and ``total`` wall seconds.
     groupings : DataFrame
@@ -135,6 +137,11 @@ class SolveResult:
     nodes: int = 0
 
     @property
+    def gap_gbp(self) -> float:
+        """``objective - bound``, GBP/yr: how much better any grouping at this level can be."""
+        return self.objective - self.bound
+
+    @property
     def breakdown(self) -> dict[str, float]:
         """The cost breakdown (agencies, desks, purchases, savings, distance, total)."""
         return self.evaluation.breakdown
@@ -152,6 +159,7 @@ class SolveResult:
             "objective": self.objective,
             "bound": self.bound,
             "gap": self.gap,
+            "gap_gbp": self.gap_gbp,
             "breakdown": self.breakdown,
             "open_sites": self.open_sites,
             "seconds": self.seconds,
@@ -177,7 +185,7 @@ class SolveResult:
         row: dict[str, Any] = {"level": self.level, "total": self.objective}
         row.update({term: b[term] for term in ("agencies", "desks", "purchases", "distance")})
         row.update(lower_bound=self.bound, gap=self.gap, status=self.status)
-        row.update(seconds=self.seconds["total"], discounts=b["savings"])
+        row.update(seconds=self.seconds["total"], discounts=b["savings"], gap_gbp=self.gap_gbp)
         return pd.DataFrame([row])
 
     def plot(self, instance: Instance, ax: Any = None) -> Any:
@@ -287,6 +295,7 @@ class LevelSolver:
         self.closed = site_mask(instance, keep_closed, "--keep-closed")
         precheck(instance, None, self.opened, self.closed)
         self.st = structure(instance, self.opened, self.closed)
+        self.proof = proof_of(instance, self.options)
         self.assigner = Assigner(instance, self.st)
         self.whole_body = not instance.model.scenario.split_categories
         self.compact = self.whole_body or bool(np.isfinite(self.st.site_capacity).any())
@@ -334,9 +343,10 @@ class LevelSolver:
         forced = self.everyone_at_home(level)
         if forced is not None:
             info: dict[str, Any] = {"formulation": "forced", "iterations": 0, "cuts": 0}
+            info["solver"] = self.options.solver
             info["build"], self.prepared = self.prepared, 0.0
             return _result(
-                self.instance, self.st, forced, forced.cost, "optimal", info, self.options, began
+                self.instance, self.st, forced, forced.cost, "optimal", info, self.proof, began
             )
         alone = start is None and not self.solved  # as `consolidate solve` runs a level
         self.tell("feasibility", start, self.floor_bound(level))
@@ -360,13 +370,16 @@ class LevelSolver:
         bound = max(bound, self.floor_bound(level))
         if fallback is not None and not self.compact and better(best, fallback) is not best:
             best = fallback
-            proven = relative_gap(best.cost, bound) <= self.options.gap
-            status = "optimal" if proven else "time_limit"
+            status = "optimal" if self.proof.holds(best.cost, bound) else "time_limit"
         if best is not None and level is not None:
             self.solved[level] = best
         stats["build"] = stats.get("build", 0.0) + self.prepared
+        stats["solver"] = self.options.solver
         self.prepared = 0.0
-        return _result(self.instance, self.st, best, bound, status, stats, self.options, began)
+        result = _result(self.instance, self.st, best, bound, status, stats, self.proof, began)
+        if level is not None and result.level != level:
+            raise SolverError(f"level {level} came back with {result.level} agencies open")
+        return result
 
     def nearby(self, level: int | None, time_limit: float | None = None) -> Assignment | None:
         """A start from the nearest levels solved above and below ``level``; the cheaper.
@@ -415,12 +428,14 @@ class LevelSolver:
             current, mask = step
         return current
 
-    def assignment(self, table: pd.DataFrame) -> Assignment:
+    def assignment(self, table: pd.DataFrame, idle: Iterable[str] = ()) -> Assignment:
         """The grouping of a ``groupings`` table of this instance, as the heuristics hold it.
 
         One row per (body, category) with spend, in any order (a
         :class:`SolveResult`'s, or one read back from a run folder); sites
-        forced open stay open.
+        forced open stay open, and so do the ``idle`` site ids (open agencies
+        with no member, which the table cannot name: without them a level's
+        grouping would come back with fewer agencies than its level).
         """
         st = self.st
         clients = pd.MultiIndex.from_arrays(
@@ -434,7 +449,7 @@ class LevelSolver:
         if len(table) != st.n_clients or (rows < 0).any() or (sites < 0).any():
             raise ValueError("not a groupings table of this instance")
         site = sites[rows]
-        mask = st.must_open
+        mask = st.must_open | site_mask(self.instance, idle, "idle_sites")
         mask[site] = True
         return Assignment(site, self.assigner.cost(site, mask), np.flatnonzero(mask))
 
@@ -491,9 +506,7 @@ class LevelSolver:
         for c in np.unique(st.client_cat):
             least = float(st.copy_fixed[st.copy_cat == c].min(initial=0.0))
             desks += max(0.0, least)
-        volume = np.bincount(st.client_cat, st.client_spend, a.n_cats)
-        inside = np.minimum(np.maximum(volume[:, None], a.band_lo), a.band_hi) - a.band_lo
-        purchases = float(volume.sum() - (inside * a.band_rate).sum())
+        purchases = self.proof.floor  # every category's whole spend bought as one volume
         nearest = a.by_site.min(axis=0, initial=np.inf) - a.spend  # by_site's columns: a.order
         options = float(st.floor.sum())
         if np.isfinite(nearest).all():
@@ -514,7 +527,7 @@ class LevelSolver:
             model = build_master(st, self.lists, None)
             self.level_row = model.level_row
             self.cut_row0 = model.matrix.shape[0]
-            self.master = backend(model, self.options, keep_points=True)
+            self.master = backend(model, self.options, keep_points=True, floor=self.proof.floor)
             everyone = self.assigner.assign(~never_open(st))
             if everyone is not None:
                 self.seed(everyone)
@@ -573,32 +586,26 @@ class LevelSolver:
         best, bound = self._lp_phase(level, start, limit, began, stats)
         if _out(limit, began):  # RENS, rounding and swaps each build or price before they stop
             return self._exact(level, best, bound, limit, began, stats)
-        searched = True
-        if best is not None and relative_gap(best.cost, bound) > self.options.gap:
+        searched, proof = True, self.proof
+        if best is not None and not proof.holds(best.cost, bound):
             if stats["dropped"]:  # the cuts tight at the incumbent, if the LP rounds dropped them
                 stats["cuts"] += self.seed(best)
-            if self._undecided() > RENS_SITES and relative_gap(best.cost, bound) <= RESCUE_GAP:
-                best = self.polish(
-                    best, _swap_deadline(limit, began), _proving(bound, self.options.gap)
-                )
+            if self._undecided() > RENS_SITES and _spread(best.cost, bound) <= RESCUE_GAP:
+                best = self.polish(best, _swap_deadline(limit, began), proof.goal(bound))
         if best is not None and self._rens_pays(best.cost, bound):
             self.tell("RENS", best, bound)
             best, searched = self.rens(best, bound, _deadline(limit, began) - clock(), stats)
-        far = best is not None and relative_gap(best.cost, bound) > max(
-            self.options.gap, RESCUE_GAP
+        far = (
+            best is not None
+            and not proof.holds(best.cost, bound)
+            and _spread(best.cost, bound) > RESCUE_GAP
         )
         if far and start is not None and self.last_lp is not None and not _out(limit, began):
             best = self._rounded(self.last_lp[1], level, best, _remaining(limit, began), stats)
         if best is not None and self._rens_pays(best.cost, bound) and not searched:
             best, _ = self.rens(best, bound, _deadline(limit, began) - clock(), stats)
-        elif (
-            best is not None
-            and relative_gap(best.cost, bound) > self.options.gap
-            and best is not self.polished
-        ):
-            best = self.polish(
-                best, _swap_deadline(limit, began), _proving(bound, self.options.gap)
-            )
+        elif best is not None and not proof.holds(best.cost, bound) and best is not self.polished:
+            best = self.polish(best, _swap_deadline(limit, began), proof.goal(bound))
         return self._exact(level, best, bound, limit, began, stats)
 
     def rens(
@@ -638,7 +645,7 @@ class LevelSolver:
                 time_limit,
                 clock(),
                 stats,
-                self.options.gap * RENS_GAP_SHARE,
+                RENS_GAP_SHARE,
             )
         except InfeasibleError:  # the neighbourhood holds no grouping
             found, status = None, "optimal"
@@ -662,23 +669,19 @@ class LevelSolver:
         and pmed36 65 s instead of 85 s (one run each). On uk-councils the
         LP opens 24 to 269 agencies outright at the default levels.
 
-        Nor does RENS run once the gap is within ``BRANCH_GAP`` gaps
-        (:meth:`_near`). RENS can find groupings but proves nothing for the
-        level, and there the first few nodes of branch and cut close the
-        rest by raising the bound: on uk-councils from scratch, levels 42
-        and 48 were each proven after 7 nodes and 4 to 5.5 s, from groupings
-        1.07 and 1.04 gaps above their LP bounds, after RENS had spent 55 s
-        and 66 s finding nothing better.
+        Nor does RENS run once the gap is within ``BRANCH_GAP`` gaps. RENS
+        can find groupings but proves nothing for the level, and there the
+        first few nodes of branch and cut close the rest by raising the
+        bound: on uk-councils from scratch, levels 42 and 48 were each
+        proven after 7 nodes and 4 to 5.5 s, from groupings 1.07 and 1.04
+        gaps above their LP bounds, after RENS had spent 55 s and 66 s
+        finding nothing better.
         """
-        if self.last_lp is None or relative_gap(cost, bound) <= self._near():
+        if self.last_lp is None or self.proof.holds(cost, bound, BRANCH_GAP):
             return False
         opened = self.last_lp[1][: self.st.n_sites] >= 1.0 - TOLERANCE
         forced, _ = self.swap_limits()
         return bool((opened & ~forced).any())
-
-    def _near(self) -> float:
-        """The relative gap within which branch and cut, not RENS, closes a level."""
-        return BRANCH_GAP * self.options.gap
 
     def _undecided(self) -> int:
         """How many agencies the last LP leaves fractional (RENS's MIP chooses among them)."""
@@ -794,15 +797,16 @@ class LevelSolver:
         1e-5 of the bound. Stopping there, the LP phase took 69 s instead of
         96 s, to a bound 4e-7 lower.
 
-        Only at gaps of ``SETTLED_GAP`` or wider. At uk-councils' 1e-4, RENS
+        Only where the gap allows ``SETTLED_GAP`` of the LP's value or more
+        (the LP's value holds the spend). At uk-councils' 1e-4 of it, RENS
         then started from other LP points: from scratch, levels 44 and 48
         took 30.2 s each (``LP_SETTLED`` 0.01) instead of 18.6 and 28.8 s,
         and level 45 35.1 s (0.001) instead of 23.3 s.
         """
-        gap = self.options.gap
-        if gap < SETTLED_GAP:
+        allowed = self.proof.allowance(objective)
+        if allowed < SETTLED_GAP * abs(objective):
             return False
-        return shortfall(self.st, self.lists, values) <= LP_SETTLED * gap * abs(objective)
+        return shortfall(self.st, self.lists, values) <= LP_SETTLED * allowed
 
     def _in_out(self, values: np.ndarray, centre: np.ndarray | None) -> tuple[Rows, int]:
         """The cuts of an LP round, separated in-out (Ben-Ameur & Neto 2007); and how many.
@@ -1069,7 +1073,7 @@ class LevelSolver:
         4,000; from 0, dropping at every LP, pmed36 stopped at its 200 s
         limit after 200 nodes).
         """
-        if best is not None and relative_gap(best.cost, bound) <= self.options.gap:
+        if best is not None and self.proof.holds(best.cost, bound):
             return best, bound, "optimal", stats
         st = self.st
         self.tell("branch and cut", best, bound)
@@ -1080,7 +1084,7 @@ class LevelSolver:
             np.arange(st.n_sites + st.n_copies),
             lambda values: separate(st, self.lists, values),
             lambda values, exact: self._grouping(values, exact, level),
-            self.options.gap,
+            self.proof,
             self.cut_row0,
             NODE_DROP_FROM,
             lambda grouping, low: self.tell("branch and cut", grouping, low),
@@ -1094,7 +1098,7 @@ class LevelSolver:
         stats["iterations"] += found.lps
         stats["cuts"] += found.cuts
         best, bound = found.best, found.bound
-        ok = best is not None and relative_gap(best.cost, bound) <= self.options.gap
+        ok = best is not None and self.proof.holds(best.cost, bound)
         return best, bound, "optimal" if ok else "time_limit", stats
 
     def _grouping(self, values: np.ndarray, exact: bool, level: int | None) -> Assignment | None:
@@ -1147,11 +1151,11 @@ class LevelSolver:
         limit: float | None,
         began: float,
         stats: dict[str, Any],
-        gap: float | None = None,
+        share: float = 1.0,
     ) -> tuple[Assignment | None, float, str, dict[str, Any]]:
         """Master MIPs, cutting at their points, until one is priced exactly or the gap is met.
 
-        Each MIP stops at its own ``gap`` (default: the options' gap) or once
+        Each MIP stops at ``share`` of the gaps to its own bound or once
         it holds a grouping within the options' gap of ``bound``, the level's
         bound: a neighbourhood's MIP can prove its own best within the gap and
         stop short of that (uk-councils level 306: RENS stopped at 1.3e-4 of
@@ -1172,7 +1176,7 @@ class LevelSolver:
         """
         st, solver, assigner = self.st, self.master, self.assigner
         status = "time_limit"
-        goal, near = _proving(bound, self.options.gap), _proving(bound, self._near())
+        goal, near = self.proof.goal(bound), self.proof.goal(bound, BRANCH_GAP)
 
         deadline = math.inf if limit is None else began + limit
         swapped: list[Assignment] = []  # the MIP's points improved by swaps as they came
@@ -1187,7 +1191,7 @@ class LevelSolver:
             if limit is not None and clock() - began >= limit:
                 break
             start = _start_vector(st, self.lists, assigner, best) if best is not None else None
-            out = solver.solve(_remaining(limit, began), start, goal, gap, close)
+            out = solver.solve(_remaining(limit, began), start, goal, share, close)
             stats["iterations"] += 1
             if out.status == "infeasible":
                 if best is None:
@@ -1201,7 +1205,7 @@ class LevelSolver:
                 best = swapped[-1]
                 stats["cuts"] += self.seed(best)
             swapped.clear()
-            if best is not None and relative_gap(best.cost, bound) <= self.options.gap:
+            if best is not None and self.proof.holds(best.cost, bound):
                 status = "optimal"
                 break
             if best is not None and best.cost <= near:
@@ -1261,7 +1265,7 @@ class LevelSolver:
         st = self.st
         built = clock()
         model, pairs = build_compact(st, level, self.whole_body)
-        solver = backend(model, self.options)
+        solver = backend(model, self.options, floor=self.proof.floor)
         stats: dict[str, Any] = {
             "formulation": "compact",
             "iterations": 1,
@@ -1280,9 +1284,7 @@ class LevelSolver:
         site[chosen[:, 0]] = st.copy_site[chosen[:, 1]]
         open_mask = out.values[: st.n_sites] > 0.5
         best = Assignment(site, self.assigner.cost(site, open_mask), np.flatnonzero(open_mask))
-        status = (
-            "optimal" if relative_gap(best.cost, out.bound) <= self.options.gap else "time_limit"
-        )
+        status = "optimal" if self.proof.holds(best.cost, out.bound) else "time_limit"
         return best, out.bound, status, stats
 
 
@@ -1474,16 +1476,46 @@ def _split(st: Structure, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return values[:a], values[a:b], values[b : b + st.n_clients]
 
 
-def relative_gap(objective: float, bound: float) -> float:
-    """``(objective - bound) / |objective|``, at least 0; inf when the bound is not finite."""
-    if not math.isfinite(bound):
-        return math.inf
-    return max(0.0, (objective - bound) / max(abs(objective), 1e-9))
+def purchase_floor(instance: Instance) -> float:
+    """The least purchase cost any grouping can reach, GBP/yr: ``sum_c V_c - saving_c(V_c)``.
+
+    ``V_c`` is category ``c``'s whole spend over all bodies. Marginal rates
+    never fall, so ``saving`` is convex with ``saving(0) = 0``, hence
+    superadditive: agencies splitting a category's volume save at most what
+    one agency buying all of it would. Every other cost term is at least 0,
+    so a grouping's total less this floor (its decision cost) is too.
+    """
+    volume = instance.spend_matrix.sum(axis=0)
+    cats = instance.model.categories.values()
+    return float(sum(v - c.saving(float(v)) for v, c in zip(volume, cats, strict=True)))
 
 
-def _proving(bound: float, gap: float) -> float:
-    """The highest total whose gap to ``bound`` is within ``gap``."""
-    return bound / (1.0 - gap) if gap < 1.0 else math.inf
+def proof_of(instance: Instance, options: SolverOptions) -> Proof:
+    """The proof test of ``options``'s gaps on ``instance`` (:class:`optimizer.solve.Proof`)."""
+    return Proof(options.gap, options.gap_abs, purchase_floor(instance))
+
+
+def check_bound(total: float, bound: float, level: int | None = None) -> None:
+    """Raise :class:`SolverError` when ``bound`` lies above ``total`` beyond rounding.
+
+    A lower bound above a feasible grouping's cost is a bug in whatever
+    proved it; it is reported, never clamped to a gap of 0.
+    """
+    if bound - total > BOUND_TOLERANCE * max(1.0, abs(total)):
+        at = "" if level is None else f" at level {level}"
+        raise SolverError(
+            f"internal error{at}: the proven lower bound {bound:,.2f} is above the total"
+            f" {total:,.2f} of a feasible grouping"
+        )
+
+
+def _spread(cost: float, bound: float) -> float:
+    """``(cost - bound) / |cost|``: how far a grouping lies from the bound, of its whole total.
+
+    Not a proof (the total holds the spend); the heuristics' thresholds
+    (``RESCUE_GAP``) are in these terms.
+    """
+    return (cost - bound) / max(abs(cost), 1e-9)
 
 
 def _round(st: Structure, y: np.ndarray, level: int | None) -> np.ndarray:
@@ -1569,7 +1601,7 @@ def _result(
     bound: float,
     status: str,
     stats: dict[str, Any],
-    options: SolverOptions,
+    proof: Proof,
     began: float,
 ) -> SolveResult:
     if best is None:
@@ -1598,15 +1630,16 @@ def _result(
         "solve": total - stats.get("build", 0.0),
         "total": total,
     }
+    check_bound(check.total, bound, check.level)
     bound = min(bound, check.total)
     return SolveResult(
         level=check.level,
         status=status,
         objective=check.total,
         bound=bound,
-        gap=relative_gap(check.total, bound),
+        gap=proof.relative(check.total, bound),
         seconds=seconds,
-        solver=options.solver,
+        solver=stats["solver"],
         formulation=stats["formulation"],
         groupings=table,
         evaluation=check,

@@ -129,6 +129,10 @@ def load_instance(folder: Path | str, model: Model, name: str | None = None) -> 
     )
     distances = network.shortest_paths(g, body_frame.index, site_frame.index)
     positive = spend[spend["spend"] > 0].reset_index(drop=True)
+    if positive.empty:  # bodies with no spend buy nothing: here no body buys anything
+        raise DataValidationError(
+            [f"({folder / 'spend.csv'}, column 'spend') | no body has spend above 0: none buys"]
+        )
     return Instance(name or folder.name, body_frame, site_frame, positive, model, distances, edges)
 
 

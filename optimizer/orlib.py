@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse.csgraph import csgraph_from_dense, shortest_path
 
+from optimizer.engine import purchase_floor
 from optimizer.instance import Instance
 from optimizer.model import Category, Model, Scenario
 
@@ -444,9 +445,11 @@ def orlib_objective(result: SolveResult, instance: Instance) -> float:
 def gap_for(instance: Instance, absolute: float) -> float:
     """Return a relative gap that proves OR-Library's objective within ``absolute``.
 
-    The engine's gap is relative to its total, which includes the spend, so
-    a useful gap is ``absolute`` over an upper bound on that total: every
-    site open and every body at its farthest site.
+    The engine's gap is relative to the decision cost, the total less the
+    purchase floor (:func:`optimizer.engine.purchase_floor`), so a useful
+    gap is ``absolute`` over an upper bound on that cost: every site open
+    and every body at its farthest site. (``SolverOptions(gap_abs=...)``
+    proves within ``absolute`` GBP directly.)
 
     Parameters
     ----------
@@ -463,4 +466,4 @@ def gap_for(instance: Instance, absolute: float) -> float:
     spend = instance.spend_matrix.sum(axis=1)
     far = instance.distances.max(axis=1)
     upper = float((spend * (1 + far / 1e6)).sum() + instance.fixed_costs.sum())
-    return absolute / upper
+    return absolute / max(upper - purchase_floor(instance), 1.0)

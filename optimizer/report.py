@@ -428,7 +428,9 @@ of spend per network km to the agency).</li>
 A body may split its categories between agencies: {_yes(scenario.split_categories)}.
 Categories with a radius must be bought within that many network km.</li>
 <li>Today's cost is computed the same way with every body buying alone, not assumed.</li>
-<li>Each level was solved to a relative gap of {_esc(options.get("gap", "-"))} or a time
+<li>Each level was solved to a relative gap of {_esc(options.get("gap", "-"))} of the cost
+the groupings can change (the total less the least purchase cost any grouping can reach),
+or within GBP {_esc(options.get("gap_abs", 0))} of its bound, or a time
 limit of {_esc(options.get("time_limit", "-"))} s with {_esc(options.get("solver", "-"))};
 every grouping was re-costed by an independent evaluator.</li>
 </ul>

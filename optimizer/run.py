@@ -133,6 +133,16 @@ class Run:
         """Sites the run forced open (``--keep-open``), open at every level."""
         return tuple(self.record.get("options", {}).get("keep_open", ()))
 
+    def idle_sites(self, level: int) -> tuple[str, ...]:
+        """The agencies open at ``level`` with no member (``levels/level-K.json``'s ``idle_sites``).
+
+        Besides the forced ones (:attr:`open_sites`); the groupings file has
+        no row for them, yet they are open and cost their fixed cost.
+        """
+        path = self.folder / "levels" / f"level-{level}.json"
+        row = _json(path) if path.exists() else {}
+        return tuple(str(s) for s in row.get("idle_sites", ()))
+
     def row(self, level: int) -> dict[str, Any]:
         """The row of ``curve.csv`` for ``level``."""
         self._check_level(level)
@@ -146,7 +156,8 @@ class Run:
 
     def evaluation(self, level: int) -> Evaluation:
         """Re-cost ``level``'s grouping; it must match its row of ``curve.csv``."""
-        result = evaluate(self.instance, self.groupings(level), self.open_sites)
+        opened = self.open_sites + self.idle_sites(level)
+        result = evaluate(self.instance, self.groupings(level), opened)
         expected = float(self.row(level)["total"])
         if not result.feasible or not _close(result.total, expected):
             raise DataValidationError(

@@ -33,23 +33,29 @@ Watch = Callable[[np.ndarray], bool]  # shown each improving MIP point; True sto
 
 
 DEFAULT_TIME_LIMIT = 30.0  # s per level: the command line's default for curve and solve
+DEFAULT_GAP = 1.9e-3  # of the decision cost (Proof); README "The gap" says why
 
 
 @dataclass(frozen=True)
 class SolverOptions:
-    """How to solve: which solver, time limit (s), relative gap, threads."""
+    """How to solve: which solver, time limit (s), gaps, threads.
+
+    A level counts as proven once its total less its bound is within
+    ``gap`` of its decision cost or within ``gap_abs`` GBP (:class:`Proof`).
+    """
 
     solver: str = "highs"
     time_limit: float | None = None
-    gap: float = 1e-4
+    gap: float = DEFAULT_GAP
     threads: int | None = None
+    gap_abs: float = 0.0
 
     def __post_init__(self) -> None:
         if self.solver not in SOLVERS:
             raise DataValidationError(
                 [f"(--solver) | expected one of {list(SOLVERS)}, got {self.solver!r}"]
             )
-        problems = option_problems(self.time_limit, self.gap, self.threads)
+        problems = option_problems(self.time_limit, self.gap, self.threads, self.gap_abs)
         if problems:
             raise DataValidationError(f"(--{key.replace('_', '-')}) | {m}" for key, m in problems)
 
@@ -60,13 +66,14 @@ def cpu_cores() -> int:
 
 
 def option_problems(
-    time_limit: float | None, gap: float, threads: int | None
+    time_limit: float | None, gap: float, threads: int | None, gap_abs: float = 0.0
 ) -> list[tuple[str, str]]:
-    """What is wrong with a time limit, gap and thread count, as ``(option, message)`` pairs.
+    """What is wrong with a time limit, gaps and thread count, as ``(option, message)`` pairs.
 
     The time limit (seconds) must be finite and above 0 (None: no limit),
-    the gap at least 0 and below 1, and threads (None: the solver's choice)
-    a whole number from 1 to :func:`cpu_cores`.
+    the gap at least 0 and below 1, the absolute gap (GBP) finite and at
+    least 0, and threads (None: the solver's choice) a whole number from 1
+    to :func:`cpu_cores`.
 
     Examples
     --------
@@ -80,6 +87,8 @@ def option_problems(
         problems.append(("time_limit", f"must be a number of seconds above 0, got {time_limit!r}"))
     if not (_real(gap) and 0 <= gap < 1):
         problems.append(("gap", f"must be at least 0 and below 1, got {gap!r}"))
+    if not (_real(gap_abs) and 0 <= gap_abs < math.inf):
+        problems.append(("gap_abs", f"must be a finite number of GBP at least 0, got {gap_abs!r}"))
     cores = cpu_cores()
     if threads is not None and not (_whole(threads) and 1 <= threads <= cores):
         problems.append(("threads", f"must be a whole number from 1 to {cores}, got {threads!r}"))
@@ -92,6 +101,55 @@ def _real(value: object) -> bool:
 
 def _whole(value: object) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """When a grouping's total counts as proven against a lower bound.
+
+    The relative gap is ``(total - bound) / max(total - floor, 1)``: relative
+    to the decision cost, the total less the ``floor`` (the purchase cost no
+    grouping can go below; :func:`optimizer.engine.purchase_floor`), never to
+    a total that holds the spend itself. A total is proven once that gap is
+    within ``gap`` or ``total - bound`` within ``gap_abs`` GBP.
+
+    Examples
+    --------
+    >>> proof = Proof(gap=0.01, gap_abs=0.0, floor=1000.0)
+    >>> proof.relative(1100.0, 1099.0), proof.holds(1100.0, 1099.0), proof.holds(1100.0, 1098.0)
+    (0.01, True, False)
+    >>> round(proof.goal(1099.0), 6)
+    1100.0
+    """
+
+    gap: float = DEFAULT_GAP
+    gap_abs: float = 0.0
+    floor: float = 0.0
+
+    def relative(self, total: float, bound: float) -> float:
+        """``(total - bound) / max(total - floor, 1)``; inf when the bound is not finite.
+
+        Never clamped: a negative value is a bound above the total.
+        """
+        if not math.isfinite(bound):
+            return math.inf
+        return (total - bound) / max(total - self.floor, 1.0)
+
+    def allowance(self, total: float, scale: float = 1.0) -> float:
+        """How far (GBP) ``total`` may lie above its bound and count as proven (``scale`` gaps)."""
+        return scale * max(self.gap * max(total - self.floor, 1.0), self.gap_abs)
+
+    def holds(self, total: float, bound: float, scale: float = 1.0) -> bool:
+        """Whether ``total`` is proven within ``scale`` times the gaps by ``bound``."""
+        return math.isfinite(bound) and total - bound <= self.allowance(total, scale)
+
+    def goal(self, bound: float, scale: float = 1.0) -> float:
+        """The highest total that ``bound`` proves within ``scale`` times the gaps."""
+        if not math.isfinite(bound):
+            return -math.inf
+        g = scale * self.gap
+        relative = (bound - g * self.floor) / (1.0 - g) if g < 1.0 else math.inf
+        return max(relative, bound + g, bound + scale * self.gap_abs)
 
 
 @dataclass(frozen=True)
@@ -136,13 +194,18 @@ class HighsBackend:
     """
 
     def __init__(
-        self, model: MatrixModel, options: SolverOptions, keep_points: bool = False
+        self,
+        model: MatrixModel,
+        options: SolverOptions,
+        keep_points: bool = False,
+        floor: float = 0.0,
     ) -> None:
         self.settings: dict[str, Any] = {
             "output_flag": False,
-            "mip_rel_gap": float(options.gap),
             "mip_improving_solution_save": keep_points,
         }
+        self.gaps = _mip_gaps(options)
+        self.floor = floor
         self.keep_points = keep_points
         if options.threads:
             self.settings["threads"] = int(options.threads)
@@ -159,7 +222,7 @@ class HighsBackend:
         csc = model.matrix.tocsc()
         lp.num_col_, lp.num_row_ = csc.shape[1], csc.shape[0]
         lp.col_cost_, lp.col_lower_, lp.col_upper_ = model.cost, model.lower, model.upper
-        lp.offset_ = model.offset
+        lp.offset_ = model.offset - floor  # HiGHS's relative gap: of the decision cost
         lp.row_lower_, lp.row_upper_ = model.row_lo, model.row_hi
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = (
@@ -323,16 +386,18 @@ class HighsBackend:
         time_limit: float | None,
         start: np.ndarray | None = None,
         target: float = -math.inf,
-        gap: float | None = None,
+        share: float = 1.0,
         watch: Watch | None = None,
     ) -> Outcome:
         """Solve; ``start`` is a full column vector to warm-start from.
 
         A MIP stops once it holds a point of objective at most ``target``
-        (status ``target``), once its gap is within ``gap`` (default: the
-        options' gap), or soon after ``watch``, called with each improving
+        (status ``target``), once its own gap is within ``share`` of the
+        options' gaps, or soon after ``watch``, called with each improving
         point HiGHS finds, returns True (status ``time_limit``, the point
-        kept).
+        kept). HiGHS holds the objective less ``floor``, so its relative gap
+        is of the decision cost, as :class:`Proof`'s; every value returned
+        has the floor added back.
         """
         clock_start = 0.0
         if self.ran and (self.changed or self.mip):
@@ -342,8 +407,11 @@ class HighsBackend:
         self.ran, self.changed = True, False
         allowed = clock_start + max(0.0, float(time_limit)) if time_limit is not None else math.inf
         self.h.setOptionValue("time_limit", allowed)
-        self.h.setOptionValue("objective_target", float(target) if self.mip else -math.inf)
-        self.h.setOptionValue("mip_rel_gap", self.settings["mip_rel_gap"] if gap is None else gap)
+        self.h.setOptionValue(
+            "objective_target", float(target) - self.floor if self.mip else -math.inf
+        )
+        self.h.setOptionValue("mip_rel_gap", share * self.gaps[0])
+        self.h.setOptionValue("mip_abs_gap", share * self.gaps[1])
         if start is not None:
             solution = highspy.HighsSolution()
             solution.col_value = list(start)
@@ -471,9 +539,9 @@ class HighsBackend:
             return Outcome("infeasible", None, math.inf, math.inf)
         has = self._has_point(status, info)
         values = np.array(self.h.getSolution().col_value) if has else None
-        objective = info.objective_function_value if has else math.inf
+        objective = info.objective_function_value + self.floor if has else math.inf
         mip = self.mip
-        bound = info.mip_dual_bound if mip else objective
+        bound = info.mip_dual_bound + self.floor if mip else objective
         others = self._improving()[:-1] if mip and has and self.keep_points else ()
         if status == kinds.kOptimal:
             return Outcome("optimal", values, objective, bound if mip else objective, others)
@@ -498,9 +566,10 @@ class HighsBackend:
 class PulpBackend:
     """The same interface over pulp: CBC (bundled) or HiGHS; rebuilt per solve."""
 
-    def __init__(self, model: MatrixModel, options: SolverOptions) -> None:
+    def __init__(self, model: MatrixModel, options: SolverOptions, floor: float = 0.0) -> None:
         self.model = model
         self.options = options
+        self.floor = floor
         self.extra: list[Rows] = []
         self.relaxed = False
 
@@ -549,24 +618,35 @@ class PulpBackend:
         return 0
 
     def problem(self) -> tuple[pulp.LpProblem, list[pulp.LpVariable]]:
-        """Build the pulp problem from the arrays, in bulk."""
-        return to_pulp(self.model, self.extra, relaxed=self.relaxed)
+        """Build the pulp problem from the arrays, in bulk.
+
+        CBC's own objective leaves out pulp's constant; a column fixed at 1
+        carries the model's offset less ``floor`` into it, so that CBC's
+        relative gap is of the decision cost, as :class:`Proof`'s.
+        """
+        prob, cols = to_pulp(self.model, self.extra, relaxed=self.relaxed)
+        if self.floor:
+            shift = pulp.LpVariable("floor_shift", lowBound=1, upBound=1)
+            objective = prob.objective + (self.model.offset - self.floor) * shift
+            objective.constant = self.floor
+            prob.setObjective(objective)
+        return prob, cols
 
     def solve(
         self,
         time_limit: float | None,
         start: np.ndarray | None = None,
         target: float = -math.inf,
-        gap: float | None = None,
+        share: float = 1.0,
         watch: Watch | None = None,
     ) -> Outcome:
         """Solve with CBC through pulp, reading CBC's own status and bound from its log.
 
-        ``gap`` as in :meth:`HighsBackend.solve`; ``target`` and ``watch``
+        ``share`` as in :meth:`HighsBackend.solve`; ``target`` and ``watch``
         are not passed (pulp's CBC command has no objective target and no
-        callbacks), so CBC runs to its gap.
+        callbacks), so CBC runs to its gaps.
         """
-        gap = self.options.gap if gap is None else gap
+        gap, gap_abs = (share * g for g in _mip_gaps(self.options))
         prob, cols = self.problem()
         if start is not None:
             start = np.clip(start, self.model.lower, self.model.upper)
@@ -578,6 +658,7 @@ class PulpBackend:
                 msg=False,
                 timeLimit=time_limit,
                 gapRel=gap,
+                gapAbs=gap_abs,
                 threads=self.options.threads,
                 warmStart=start is not None,
                 logPath=str(log),
@@ -585,7 +666,7 @@ class PulpBackend:
             prob.solve(solver)
             text = log.read_text(errors="replace") if log.exists() else ""
         mip = not self.relaxed and bool(self.model.integer.any())
-        return _cbc_outcome(prob, cols, text, mip=mip, gap=gap)
+        return _cbc_outcome(prob, cols, text, mip=mip, gap=gap, gap_abs=gap_abs)
 
 
 def to_pulp(
@@ -635,7 +716,12 @@ def to_pulp(
 
 
 def _cbc_outcome(
-    prob: pulp.LpProblem, cols: list[pulp.LpVariable], log: str, mip: bool, gap: float
+    prob: pulp.LpProblem,
+    cols: list[pulp.LpVariable],
+    log: str,
+    mip: bool,
+    gap: float,
+    gap_abs: float = 0.0,
 ) -> Outcome:
     result = re.search(r"Result - (.+)", log)
     said = result.group(1).lower() if result else ""
@@ -651,7 +737,9 @@ def _cbc_outcome(
         # lacks pulp's constant) and prints no bound then.
         own = re.search(r"Objective value:\s+(-?[\d.eE+-]+)", log)
         scale = abs(float(own.group(1))) if own else abs(objective)
-        return Outcome("optimal", values, objective, max(bound, objective - gap * scale))
+        return Outcome(
+            "optimal", values, objective, max(bound, objective - max(gap * scale, gap_abs))
+        )
     if "stopped" in said or "time" in said:
         has = prob.sol_status in (pulp.LpSolutionIntegerFeasible, pulp.LpSolutionOptimal)
         return Outcome("time_limit", values if has else None, objective if has else math.inf, bound)
@@ -668,12 +756,21 @@ def _cbc_bound(log: str, objective: float) -> float:
 
 
 def backend(
-    model: MatrixModel, options: SolverOptions, keep_points: bool = False
+    model: MatrixModel, options: SolverOptions, keep_points: bool = False, floor: float = 0.0
 ) -> HighsBackend | PulpBackend:
-    """Return the backend for ``options.solver``; ``keep_points`` as in :class:`HighsBackend`."""
+    """The backend for ``options.solver``; ``keep_points``, ``floor``: see :class:`HighsBackend`."""
     if options.solver == "highs":
-        return HighsBackend(model, options, keep_points)
-    return PulpBackend(model, options)
+        return HighsBackend(model, options, keep_points, floor)
+    return PulpBackend(model, options, floor)
+
+
+def _mip_gaps(options: SolverOptions) -> tuple[float, float]:
+    """A MIP's relative and absolute gaps for ``options``: :class:`Proof`'s two.
+
+    The relative gap applies to the objective less the floor the backend
+    holds; the absolute one is at least HiGHS's default, 1e-6.
+    """
+    return float(options.gap), max(float(options.gap_abs), 1e-6)
 
 
 _SCHEDULER: dict[str, int] = {}

@@ -7,7 +7,7 @@ solve and what to vary::
     data = "uk-councils"       # a shipped dataset or a folder (relative to this file)
     model = "uk-default"       # a shipped model or a TOML file; default: the dataset's own
     levels = "default"         # as `consolidate curve --levels`, or a list of numbers
-    time_limit = 10            # seconds per level; also gap, solver
+    time_limit = 10            # seconds per level; also gap, gap_abs, solver
     threads = 1                # solver threads per scenario (scenarios run side by side)
 
     [grid]                     # every combination of the listed values
@@ -82,7 +82,7 @@ from optimizer.instance import Instance
 from optimizer.model import Band, Model
 from optimizer.results import atomic_write_text, claim_folder, output_folder, write_json
 from optimizer.schema import Problems, read_toml
-from optimizer.solve import SOLVERS, SolverOptions, option_problems
+from optimizer.solve import DEFAULT_GAP, SOLVERS, SolverOptions, option_problems
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -111,11 +111,21 @@ RESULT_COLUMNS = [
     "status_quo",
     "seconds",
 ]
-_SWEEP_KEYS = {"data", "model", "levels", "time_limit", "gap", "solver", "threads", "description"}
+_SWEEP_KEYS = {
+    "data",
+    "model",
+    "levels",
+    "time_limit",
+    "gap",
+    "gap_abs",
+    "solver",
+    "threads",
+    "description",
+}
 _TOP_KEYS = {"sweep", "grid", "random", "draws"}
 _RANDOM_KEYS = {"samples", "seed"}
 _DRAW_KEYS = {"count", "seed", "sigma_body", "sigma_category"}
-_SOLVER_DEFAULTS = {"time_limit": 10.0, "gap": 1e-4, "threads": 1}
+_SOLVER_DEFAULTS = {"time_limit": 10.0, "gap": DEFAULT_GAP, "threads": 1, "gap_abs": 0.0}
 BAND_SHARE = 20  # with at least this many draws the band is 5-95%, else min-max
 
 
@@ -399,13 +409,19 @@ def _solver(head: dict[str, Any], name: str, problems: Problems) -> SolverOption
     if solver not in SOLVERS:
         problems.add(name, None, "sweep.solver", f"expected one of {list(SOLVERS)}, got {solver!r}")
         solver = "highs"
-    limit, gap, threads = (head.get(k, d) for k, d in _SOLVER_DEFAULTS.items())
-    found = option_problems(limit, gap, threads)
+    limit, gap, threads, gap_abs = (head.get(k, d) for k, d in _SOLVER_DEFAULTS.items())
+    found = option_problems(limit, gap, threads, gap_abs)
     for key, message in found:
         problems.add(name, None, f"sweep.{key}", message)
     if found:
         return SolverOptions(solver=solver)
-    return SolverOptions(solver=solver, time_limit=float(limit), gap=float(gap), threads=threads)
+    return SolverOptions(
+        solver=solver,
+        time_limit=float(limit),
+        gap=float(gap),
+        threads=threads,
+        gap_abs=float(gap_abs),
+    )
 
 
 # --------------------------------------------------------------- the scenarios

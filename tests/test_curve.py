@@ -30,7 +30,7 @@ from optimizer.errors import DataValidationError
 from optimizer.evaluate import evaluate
 from optimizer.results import read_groupings
 from optimizer.schema import load_model
-from optimizer.solve import SolverOptions
+from optimizer.solve import Proof, SolverOptions
 from tests.conftest import CLI_CODE, CliRunner
 from tests.synthetic import write_synthetic
 
@@ -109,17 +109,18 @@ def test_second_tries_start_from_the_neighbours_when_cheaper_else_afresh(
     near = solver.nearby(10)
     assert near is not None
     solver.solved[10] = downward_pass(solver, 10, {10})[10]  # the greedy pass's: dearer
-    row = {"total": solver.solved[10].cost, "gap": 1e-3, "status": "time_limit"}
-    tries = curve.second_tries(solver, {10: row}, [12, 10, 8], 1e-4)
+    total = solver.solved[10].cost
+    row = {"total": total, "lower_bound": total - 1e6, "gap": 1e-3, "status": "time_limit"}
+    tries = curve.second_tries(solver, {10: row}, [12, 10, 8], Proof(1e-4))
     assert near.cost < row["total"]
     assert [(t.level, t.start.cost if t.start else None, t.afresh) for t in tries] == [
         (10, near.cost, False)
     ]
     solver.solve(10)  # its own grouping is now no dearer than the neighbours'
-    tries = curve.second_tries(solver, {10: row}, [10], 1e-4)
+    tries = curve.second_tries(solver, {10: row}, [10], Proof(1e-4))
     assert tries == [curve.LevelTask(10, None, afresh=True)]
-    for change in ({"gap": 1e-5}, {"status": "no_solution"}):
-        assert curve.second_tries(solver, {10: {**row, **change}}, [10], 1e-4) == []
+    for change in ({"lower_bound": total - 1.0}, {"status": "no_solution"}):
+        assert curve.second_tries(solver, {10: {**row, **change}}, [10], Proof(1e-4)) == []
     handed: list[object] = []
     real = solver._benders
 
@@ -138,14 +139,14 @@ def test_a_level_tried_twice_keeps_the_cheaper_grouping_and_the_higher_bound() -
            "seconds": 30.0}
     new = {"total": 100.5, "lower_bound": 99.995, "gap": 5e-3, "status": "time_limit",
            "seconds": 12.0}
-    row, second = curve.merge_tries(old, new, 1e-4)
+    row, second = curve.merge_tries(old, new, Proof(1e-4))
     assert not second and row["total"] == 100.0 and row["lower_bound"] == 99.995
     assert row["gap"] == pytest.approx(5e-5) and row["status"] == "optimal"
     assert row["seconds"] == 42.0
-    row, second = curve.merge_tries(old, {**new, "lower_bound": 99.9}, 1e-4)
+    row, second = curve.merge_tries(old, {**new, "lower_bound": 99.9}, Proof(1e-4))
     assert not second and row["lower_bound"] == 99.98 and row["status"] == "time_limit"
     empty = {"status": "no_solution", "seconds": 5.0, "total": math.nan}
-    row, second = curve.merge_tries(old, empty, 1e-4)
+    row, second = curve.merge_tries(old, empty, Proof(1e-4))
     assert not second and row == {**old, "seconds": 35.0}
 
 

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 import optimizer
 from optimizer import engine
-from optimizer.curve import solve_one
+from optimizer.curve import solve_one, status_quo
 from optimizer.engine import (
     NEIGHBOURHOOD_TIME,
     RESCUE_GAP,
@@ -169,7 +169,7 @@ def test_rens_leaves_a_grouping_within_a_tenth_over_the_gap_to_branch_and_cut(
 ) -> None:
     """With the bound 1.05 gaps below the optimum, RENS's MIP stops at the optimum."""
     solver, optimum, poor = _optimum_and_cover(synthetic)
-    bound = optimum.cost * (1 - 1.05e-4)
+    bound = optimum.cost - 1.05 * solver.proof.allowance(optimum.cost)
     assert solver._rens_pays(poor.cost, bound) and not solver._rens_pays(optimum.cost, bound)
     said: list[tuple[bool, bool]] = []
     real = solver.master.solve
@@ -623,11 +623,12 @@ def test_a_mip_stops_at_its_objective_target_and_its_own_gap() -> None:
     assert out.objective == 1000.0 and out.bound <= best.objective
     again = solver.solve(None, np.zeros(n), 999.5)  # the start is above it, counting the constant
     assert again.status == "optimal" and again.objective == best.objective
-    loose = solver.solve(None, np.zeros(n), gap=0.5)
+    wide = HighsBackend(model, SolverOptions(gap=0.2))
+    loose = wide.solve(None, np.zeros(n), share=0.5)
     assert loose.status == "optimal" and loose.bound <= best.objective + 1e-9
-    assert solver.h.getOptionValue("mip_rel_gap")[1] == 0.5
-    solver.solve(None, np.zeros(n))
-    assert solver.h.getOptionValue("mip_rel_gap")[1] == 0.0  # the options' gap again
+    assert wide.h.getOptionValue("mip_rel_gap")[1] == pytest.approx(0.1)
+    wide.solve(None, np.zeros(n))
+    assert wide.h.getOptionValue("mip_rel_gap")[1] == pytest.approx(0.2)  # the options' gap again
     solver.relax(True)
     assert solver.solve(None, target=1000.5).status == "optimal"  # an LP has no target
 
@@ -890,14 +891,17 @@ def test_a_rens_out_of_time_runs_again_before_any_swaps(
 def test_lp_rounds_stop_once_more_cuts_could_barely_raise_the_bound(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """At gaps from ``SETTLED_GAP``, the LP rounds stop at the first settled point; else not.
+    """Where the gap allows ``SETTLED_GAP`` of the LP's value, the rounds stop once settled.
 
     Settled: its shortfall (how far every cut together could still raise
-    the LP) is within ``LP_SETTLED`` of the gap. The level's bound then
-    stays within that share of the bound the rounds reach when run to the end.
+    the LP) is within ``LP_SETTLED`` of what the gap allows (GBP). The
+    level's bound then stays within that share of the bound the rounds
+    reach when run to the end. Here the gap is absolute, 1.2e-3 of the
+    status quo's total (above every level's LP value).
     """
     folder = write_dataset(tmp_path / "synth", 500, seed=1, sites=40)
     instance = optimizer.load(folder, folder / "model.toml")
+    allowed = 1.2e-3 * status_quo(instance)
     real, seen = engine.shortfall, []
 
     def recorded(*args: Any) -> float:  # the module's spy() sees arguments, not results
@@ -909,15 +913,15 @@ def test_lp_rounds_stop_once_more_cuts_could_barely_raise_the_bound(
     for settled in (share, 0.0):
         monkeypatch.setattr(engine, "LP_SETTLED", settled)
         seen.clear()
-        solver = LevelSolver(instance, SolverOptions(gap=1e-3))
+        solver = LevelSolver(instance, SolverOptions(gap=0.0, gap_abs=allowed))
         result = solver.solve(60)
         assert result.status == "optimal"
-        limit = settled * 1e-3 * result.bound
+        limit = settled * allowed
         assert all(value > limit for value in seen[:-1])
         runs[settled] = (len(seen), result.bound, seen[-1] <= limit)
     (rounds, bound, stopped), (all_rounds, full_bound, _) = runs[share], runs[0.0]
     assert stopped and rounds < all_rounds
-    assert bound >= full_bound * (1 - share * 1e-3)
+    assert bound >= full_bound - share * allowed
     seen.clear()
     assert LevelSolver(instance, SolverOptions(gap=1e-4)).solve(60).status == "optimal"
     assert not seen  # at tighter gaps the rounds run to the end
