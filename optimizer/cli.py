@@ -41,7 +41,7 @@ from optimizer.curve import (
     solve_one,
 )
 from optimizer.engine import Listener as LevelListener
-from optimizer.engine import SolveResult, write_model
+from optimizer.engine import SolveResult, proof_of, write_model
 from optimizer.errors import DataValidationError, InfeasibleError, OptimizerError, SolverError
 from optimizer.evaluate import Evaluation, evaluate
 from optimizer.executors import executor_options
@@ -54,7 +54,7 @@ from optimizer.results import (
     write_json,
 )
 from optimizer.run import Run, open_run, run_inputs
-from optimizer.solve import DEFAULT_GAP, DEFAULT_TIME_LIMIT, SolverOptions
+from optimizer.solve import DEFAULT_GAP, DEFAULT_TIME_LIMIT, Proof, SolverOptions
 
 app = typer.Typer(
     name="consolidate",
@@ -238,7 +238,7 @@ def solve_command(
         console.print(f"wrote {write_lp}")
         return
     held = nullcontext() if out is None else output_folder(out, "solve")
-    with held, _solve_progress(chosen) as listen:
+    with held, _solve_progress(chosen, proof_of(instance, options)) as listen:
         result = solve_one(
             instance, chosen, options, keep_open=opened, keep_closed=closed, listener=listen
         )
@@ -249,8 +249,11 @@ def solve_command(
 
 
 @contextmanager
-def _solve_progress(level: int | None) -> Iterator[LevelListener | None]:
-    """A rich status line of a solve (phase, best, bound, gap, elapsed), on a terminal only."""
+def _solve_progress(level: int | None, proof: Proof) -> Iterator[LevelListener | None]:
+    """A rich status line of a solve (phase, best, bound, gap, elapsed), on a terminal only.
+
+    The gap is ``proof``'s: relative to the decision cost, as the result's.
+    """
     if not errors.is_terminal:
         yield None
         return
@@ -268,7 +271,7 @@ def _solve_progress(level: int | None) -> Iterator[LevelListener | None]:
     def listen(phase: str, best: float, bound: float) -> None:
         gap = "-"
         if math.isfinite(best) and math.isfinite(bound):
-            gap = f"{(best - bound) / max(abs(best), 1e-9):.1e}"
+            gap = f"{proof.relative(best, bound):.1e}"
         progress.update(task, phase=phase, best=_money(best), bound=_money(bound), gap=gap)
 
     progress.start()
