@@ -34,7 +34,14 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from optimizer.engine import NEARBY_SHARE, LevelSolver, SolveResult, check_bound, versions
+from optimizer.engine import (
+    NEARBY_SHARE,
+    LevelSolver,
+    SolveResult,
+    check_bound,
+    check_level_number,
+    versions,
+)
 from optimizer.engine import Listener as LevelListener
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
 from optimizer.evaluate import evaluate
@@ -293,6 +300,8 @@ def consolidation_curve(
     """
     if not options.levels:
         raise DataValidationError(["(--levels) | no levels to solve"])
+    for level in options.levels:
+        check_level_number(level, "--levels")
     held = nullcontext() if out is None else output_folder(Path(out), "curve")
     with held:
         return _solve_curve(instance, options, out, resume, on_level, inputs, executor)

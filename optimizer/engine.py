@@ -264,6 +264,7 @@ def solve_level(
     >>> result.status, result.objective
     ('optimal', 467146.0)
     """
+    check_level_number(level)
     solver = LevelSolver(instance, options, keep_open=keep_open, keep_closed=keep_closed)
     hint = None if start is None else solver.priced(start)
     if hint is not None and level is not None and len(hint.open_sites) != level:
@@ -338,6 +339,7 @@ class LevelSolver:
         """
         began = clock()
         limit = self.options.time_limit if time_limit is None else time_limit
+        check_level_number(level)
         precheck(self.instance, level, self.opened, self.closed)
         _check_must_open(self.instance, self.st, level)
         forced = self.everyone_at_home(level)
@@ -469,18 +471,43 @@ class LevelSolver:
         Raises
         ------
         DataValidationError
-            When the table is not a grouping of this instance, or no client
-            can be served by the sites given.
+            When the table is not a grouping of this instance, it opens a
+            site that may not open or leaves a site forced open closed
+            (:meth:`_check_start`), or no client can be served by the sites
+            given.
         """
         if isinstance(start, pd.DataFrame):
             try:
-                return self.assignment(start)
+                table = self.assignment(start)
             except (KeyError, ValueError) as err:
                 raise DataValidationError([f"(start) | {err}"]) from None
-        found = self.assigner.assign(site_mask(self.instance, start, "start"))
+            self._check_start(table.mask(self.st.n_sites))
+            return table
+        mask = site_mask(self.instance, start, "start")
+        self._check_start(mask)
+        found = self.assigner.assign(mask)
         if found is None:
             raise DataValidationError(["(start) | the start's sites do not reach every body"])
         return self.assigner.refine(found)
+
+    def _check_start(self, mask: np.ndarray) -> None:
+        """Refuse a start whose open sites (``mask``) break the sites forced open or closed.
+
+        A site closed (``status`` closed, ``keep_closed``, or unfit to host
+        its body) cannot be open in any grouping, and a site forced open
+        (``status`` open, ``keep_open``) is open in every one: a start that
+        says otherwise is no grouping of this instance.
+        """
+        names = self.instance.sites.index
+        shut = names[mask & never_open(self.st)]
+        left = names[self.st.fixed_open & ~mask]
+        problems = [
+            f"(start) | site {s!r} may not open (closed, kept closed or unfit to host its body)"
+            for s in shut
+        ]
+        problems += [f"(start) | site {s!r} is forced open but the start leaves it shut" for s in left]
+        if problems:
+            raise DataValidationError(problems)
 
     def floor_bound(self, level: int | None) -> float:
         """A lower bound on any grouping's total at ``level``, found without an LP.
@@ -1329,6 +1356,18 @@ def column_names(instance: Instance, st: Structure, pairs: np.ndarray, n: int) -
 
 def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "_-." else "_" for ch in str(text))
+
+
+def check_level_number(level: int | None, option: str = "level") -> None:
+    """Raise :class:`DataValidationError` for a level below 1 (no grouping has no agency).
+
+    A level above the sites that may open is no bad input but an
+    infeasible level (:func:`precheck`).
+    """
+    if level is not None and level < 1:
+        raise DataValidationError(
+            [f"({option}) | a level is a number of agencies, at least 1: got {level}"]
+        )
 
 
 def precheck(instance: Instance, level: int | None, opened: np.ndarray, closed: np.ndarray) -> None:

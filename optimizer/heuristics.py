@@ -396,7 +396,7 @@ class Assigner:
         improves the copies the grouping uses now, and the grouping it gives
         is re-costed exactly (each agency then prices at its best band, so
         the cost is no higher than the copies' own). Skipped for categories
-        whose dense arrays would exceed ``REFINE_CELLS``.
+        nobody buys and those whose dense arrays would exceed ``REFINE_CELLS``.
         """
         st = self.st
         open_mask = current.mask(st.n_sites)
@@ -405,7 +405,7 @@ class Assigner:
         site = current.site.copy()
         for c, clients in enumerate(self.rows):
             copies = np.flatnonzero((st.copy_cat == c) & open_mask[st.copy_site])
-            if len(clients) * len(copies) > REFINE_CELLS:
+            if not len(clients) or len(clients) * len(copies) > REFINE_CELLS:
                 continue
             sites = st.copy_site[copies]
             spend = st.client_spend[clients]

@@ -407,3 +407,32 @@ def test_a_resumed_run_holds_the_finished_levels_groupings(tmp_path: Path) -> No
         {k: row["total"] for k, row in done.items()}, rel=1e-12
     )
     assert run.solver.nearby(3) is not None  # level 3 starts from level 4's grouping
+
+
+def test_a_category_nobody_buys_leaves_the_curve_whole(
+    toy_folder: Path, toy_model: optimizer.Model
+) -> None:
+    """A model category with no spend at all: its band copies are skipped, not searched.
+
+    Before, the swaps of the downward pass refined that category's empty
+    price table and crashed (``argmin of an empty sequence``).
+    """
+    spend = toy_folder / "spend.csv"
+    lines = spend.read_text(encoding="utf-8").splitlines()
+    spend.write_text("".join(f"{r}\n" for r in lines if ",ict," not in r), encoding="utf-8")
+    toy = optimizer.load_instance(toy_folder, toy_model)
+    options = SolverOptions(gap=1e-9)
+    frame = consolidation_curve(toy, CurveOptions(levels=(6, 4, 3), solver=options)).to_frame()
+    assert frame["status"].tolist() == ["optimal"] * 3
+    for level, total in zip(frame["level"], frame["total"], strict=True):
+        assert total == pytest.approx(solve_level(toy, int(level), options).objective)
+
+
+@pytest.mark.parametrize("levels", [(0,), (3, -1)])
+def test_a_curve_refuses_levels_below_one_before_solving(
+    levels: tuple[int, ...], tmp_path: Path
+) -> None:
+    toy = optimizer.load("toy")
+    with pytest.raises(DataValidationError, match=r"--levels.*at least 1"):
+        consolidation_curve(toy, CurveOptions(levels=levels), tmp_path / "out")
+    assert not (tmp_path / "out" / "levels").exists()

@@ -1025,3 +1025,36 @@ def test_solve_one_reports_its_phases_best_and_bound(toy: optimizer.Instance) ->
     assert phases[0] == "greedy pass" and "LP rounds" in phases
     assert all(bound <= 467146.0 + 1e-6 for _, _, bound in heard)
     assert min(best for _, best, _ in heard) >= 467146.0 - 1e-6
+
+
+@pytest.mark.parametrize("level", [0, -1])
+def test_a_level_below_one_is_bad_input(toy: optimizer.Instance, level: int) -> None:
+    """No grouping has fewer than one agency: refused, by solve_level and by a solver."""
+    with pytest.raises(DataValidationError, match=r"\(level\).*at least 1"):
+        solve_level(toy, level)
+    with pytest.raises(DataValidationError, match=r"\(level\).*at least 1"):
+        LevelSolver(toy).solve(level)
+
+
+@pytest.mark.parametrize(
+    ("forced", "start", "message"),
+    [
+        ({"keep_open": ["a1"]}, ["a2", "a4", "s1"], "'a1' is forced open but the start leaves"),
+        ({"keep_closed": ["a3"]}, ["a1", "a2", "a3"], "'a3' may not open"),
+    ],
+)
+@pytest.mark.parametrize("level", [None, 3])
+def test_a_start_against_the_forced_sites_is_refused_naming_the_site(
+    toy: optimizer.Instance,
+    forced: dict[str, list[str]],
+    start: list[str],
+    message: str,
+    level: int | None,
+) -> None:
+    """A start may neither shut a site forced open nor open a closed one.
+
+    Before, the first came back without the site, called optimal (or a
+    SolverError), the second raised SolverError or IndexError.
+    """
+    with pytest.raises(DataValidationError, match=message):
+        solve_level(toy, level, start=start, **forced)

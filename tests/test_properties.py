@@ -158,6 +158,16 @@ def _fits(instance: Instance, case: Tiny, level: int | None, start: list[str]) -
     )
 
 
+def _serves_no_one(instance: Instance, case: Tiny, start: list[str]) -> bool:
+    """Whether no grouping opens exactly the sites of ``start`` (the brute force, any level).
+
+    Such a start is refused ("the start's sites do not reach every body"):
+    it says which agencies open, and no grouping opens just those.
+    """
+    others = [s for s in case.site_ids if s not in start]
+    return bruteforce.solve(instance, None, sorted(set(start)), others) is None
+
+
 def _forced_open(instance: Instance, case: Tiny) -> list[str]:
     """The sites open at every level: status ``open`` and ``--keep-open``."""
     status = instance.sites["status"]
@@ -182,8 +192,11 @@ def _solve(
         result = solve_level(instance, level, OPTIONS, start=start, **forced)
     except InfeasibleError:
         return "infeasible", math.nan, math.nan, None, []
-    except DataValidationError:  # a start that is no grouping at this level may be refused
-        assert start is not None and not _fits(instance, case, level, start), start
+    except DataValidationError as err:  # a start that is no grouping at this level is refused
+        assert start is not None, err
+        assert not _fits(instance, case, level, start) or _serves_no_one(instance, case, start), (
+            f"{start} refused: {err}"
+        )
         return "refused", math.nan, math.nan, None, []
     again = evaluate(instance, result.groupings, open_sites=result.open_sites)
     assert again.feasible, [str(v) for v in again.violations]
@@ -274,7 +287,10 @@ def check_curve(
         level, again, check = int(row["level"]), None, None
         if row["status"] in WITH_GROUPING:
             grouping = read_groupings(out / "groupings" / f"level-{level}.csv")
-            check = evaluate(instance, grouping, open_sites=forced)
+            # the grouping table cannot name an open agency with no member:
+            # levels/level-K.json's idle_sites does
+            opened_too = [*forced, *run.idle_sites(level)]
+            check = evaluate(instance, grouping, open_sites=opened_too)
             assert check.feasible, f"level {level}: {[str(v) for v in check.violations]}"
             check_forced(instance, case, level, check.open_sites)
             again = check.total
@@ -411,11 +427,6 @@ KNOWN: dict[str, tuple[Tiny, tuple[int, ...]]] = {
         ),
         (6, 5, 4, 3, 2),
     ),
-    # no body buys anything: every level costs its cheapest fixed costs
-    "no-spend-at-all": (
-        Tiny("toy", _toy(spend_csv="body_id,category,spend\na1,care,0\n")),
-        (6, 3, 1),
-    ),
     # a category in the model that nobody buys
     "category-nobody-buys": (
         Tiny(
@@ -468,3 +479,10 @@ def test_known_cases_match_brute_force(name: str, tmp_path: Path) -> None:
         check_level(level, brute(level), status, total, bound, again, opened)
     frame = _curve(instance, case, list(levels), tmp_path / "run", None)
     check_curve(instance, case, brute, list(levels), frame, tmp_path / "run")
+
+
+def test_no_spend_at_all_is_refused(tmp_path: Path) -> None:
+    """No body buys anything: bad input (issue 31's first round), refused naming spend.csv."""
+    case = Tiny("toy", _toy(spend_csv="body_id,category,spend\na1,care,0\n"))
+    with pytest.raises(DataValidationError, match=r"spend\.csv.*no body has spend above 0"):
+        case.load(tmp_path / "data")
