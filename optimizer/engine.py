@@ -505,7 +505,9 @@ class LevelSolver:
             f"(start) | site {s!r} may not open (closed, kept closed or unfit to host its body)"
             for s in shut
         ]
-        problems += [f"(start) | site {s!r} is forced open but the start leaves it shut" for s in left]
+        problems += [
+            f"(start) | site {s!r} is forced open but the start leaves it shut" for s in left
+        ]
         if problems:
             raise DataValidationError(problems)
 
