@@ -414,6 +414,8 @@ class Assigner:
             host = st.client_host[clients]
             pinned = (host >= 0) & open_mask[np.maximum(host, 0)]
             price[pinned[:, None] & (sites[None, :] != host[:, None])] = np.inf
+            if not np.isfinite(price[:, used[copies]]).any(axis=1).all():
+                continue  # a client no copy in use may serve here: no start to search from
             chosen = copy_search(price, st.copy_fixed[copies], used[copies])
             site[clients] = sites[chosen]
         cost = self.cost(site, open_mask)

@@ -436,3 +436,39 @@ def test_a_curve_refuses_levels_below_one_before_solving(
     with pytest.raises(DataValidationError, match=r"--levels.*at least 1"):
         consolidation_curve(toy, CurveOptions(levels=levels), tmp_path / "out")
     assert not (tmp_path / "out" / "levels").exists()
+
+
+def test_a_host_in_another_nation_leaves_the_whole_body_curve_whole(tmp_path: Path) -> None:
+    """Whole bodies, same nation: b1's host site h1 lies in another nation, so b1 buys elsewhere.
+
+    Refining the band copies then found no copy in use that b1 may buy
+    through and crashed (``argmin of an empty sequence``); found by
+    tests/test_properties.py.
+    """
+    rows = {
+        "bodies.csv": "body_id,name,nation,x_km,y_km\nb0,B0,north,25,2\nb1,B1,north,5,16\n"
+        "b2,B2,north,12,8\nb3,B3,south,8,9\nb4,B4,north,54,9\n",
+        "spend.csv": "body_id,category,spend\nb0,c0,197000\nb1,c0,71000\nb1,c1,136000\n"
+        "b3,c1,0\nb4,c0,237000\n",
+        "sites.csv": "site_id,name,nation,x_km,y_km,fixed_cost,capacity,status,body_id\n"
+        "b0,S0,north,25,2,,,candidate,b0\nh1,S1,south,5,16,50000,,candidate,b1\n"
+        "h2,S2,north,12,8,50000,,open,b2\nb3,S3,south,8,9,,,candidate,b3\n"
+        "h4,S4,north,54,9,,,candidate,b4\n",
+    }
+    band = "distance_cost = 400\nbands = [[0, 100000, 0], [100000, inf, 0.2]]\n"
+    (tmp_path / "model.toml").write_text(
+        "[scenario]\nagency_fixed_cost = 5000\nsame_nation = true\nsplit_categories = false\n"
+        f"[categories.c0]\ndesk_cost = 0\n{band}[categories.c1]\ndesk_cost = 0\n{band}",
+        encoding="utf-8",
+    )
+    (tmp_path / "data").mkdir()
+    for name, text in rows.items():
+        (tmp_path / "data" / name).write_text(text, encoding="utf-8")
+    instance = optimizer.load_instance(tmp_path / "data", load_model(tmp_path / "model.toml"))
+    options = SolverOptions(gap=1e-9)
+    frame = consolidation_curve(instance, CurveOptions(levels=(5, 4, 3), solver=options))
+    rows_out = frame.to_frame()
+    assert rows_out["status"].tolist() == ["infeasible", "optimal", "optimal"]
+    for level in (4, 3):
+        total = rows_out.loc[rows_out["level"] == level, "total"].item()
+        assert total == pytest.approx(solve_level(instance, level, options).objective)
