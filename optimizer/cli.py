@@ -37,6 +37,7 @@ from optimizer.curve import (
     Listener,
     consolidation_curve,
     curve_summary,
+    level_limit,
     parse_levels,
     solve_one,
 )
@@ -352,7 +353,9 @@ def curve_command(
     )
     where = executor_options(executor, scheduler, workers)
     instance = catalog.load(data, model)
-    chosen = parse_levels(levels, len(instance.bodies), min_level, max_level)
+    chosen = parse_levels(
+        levels, len(instance.bodies), min_level, max_level, most=level_limit(instance)
+    )
     options = CurveOptions(
         levels=tuple(chosen),
         solver=solving,

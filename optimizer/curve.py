@@ -123,9 +123,20 @@ def default_levels(
 
 
 def parse_levels(
-    spec: str, n_bodies: int, min_level: int | None = None, max_level: int | None = None
+    spec: str,
+    n_bodies: int,
+    min_level: int | None = None,
+    max_level: int | None = None,
+    *,
+    most: int | None = None,
 ) -> list[int]:
     """Parse ``all``, ``default`` or a list such as ``380,200,100..90,50``.
+
+    ``all`` and ``default`` start at ``n_bodies`` (the status quo of one
+    agency a body); a level listed may go up to ``most`` when that is more
+    (the sites that may open, :func:`level_limit`: spare sites and sites
+    forced open can make groupings of more agencies than bodies). A level
+    above the sites that may open is solved and reported infeasible.
 
     Examples
     --------
@@ -135,24 +146,25 @@ def parse_levels(
     [6, 5, 4]
     """
     text = spec.strip().lower()
+    top = n_bodies if most is None else max(n_bodies, most)
     if text == "all":
         levels = list(range(n_bodies, min(LOWEST_DEFAULT, n_bodies) - 1, -1))
     elif text == "default":
         levels = default_levels(n_bodies)
     else:
         levels = sorted(
-            {k for part in text.split(",") if part.strip() for k in _part(part, n_bodies)},
+            {k for part in text.split(",") if part.strip() for k in _part(part, top)},
             reverse=True,
         )
-    bad = [k for k in levels if not 1 <= k <= n_bodies]
+    bad = [k for k in levels if not 1 <= k <= top]
     if bad:
         raise DataValidationError(
-            [f"(--levels) | levels must be between 1 and {n_bodies}, got {bad[:5]}"]
+            [f"(--levels) | levels must be between 1 and {top}, got {bad[:5]}"]
         )
     if not levels:
         raise DataValidationError([f"(--levels) | no levels given in {spec!r}"])
     low = min_level if min_level is not None else 1
-    high = max_level if max_level is not None else n_bodies
+    high = max_level if max_level is not None else top
     if low > high:
         raise DataValidationError(
             [f"(--min-level) | {low} is above --max-level {high}: no level is left"]
@@ -166,6 +178,16 @@ def parse_levels(
             ]
         )
     return kept
+
+
+def level_limit(instance: Instance) -> int:
+    """The largest level of ``instance``: its sites that may open (every one not ``closed``).
+
+    Each open site is one agency, so no grouping has more agencies than
+    sites that may open; with a site forced open besides every body's own,
+    the status quo itself has more agencies than bodies.
+    """
+    return int((instance.sites["status"] != "closed").sum())
 
 
 def _part(part: str, n_bodies: int) -> list[int]:
@@ -858,6 +880,8 @@ def nation_columns(nations: Iterable[str]) -> dict[str, str]:
             column = f"{base}_{n}"
         columns[nation] = column
     return columns
+
+
 def idle_sites(result: SolveResult) -> list[str]:
     """The level's open agencies that buy for no one (in no row of its grouping).
 

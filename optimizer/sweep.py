@@ -74,7 +74,14 @@ import numpy as np
 import pandas as pd
 
 from optimizer import catalog
-from optimizer.curve import EMPTY, CurveOptions, consolidation_curve, fingerprint, parse_levels
+from optimizer.curve import (
+    EMPTY,
+    CurveOptions,
+    consolidation_curve,
+    fingerprint,
+    level_limit,
+    parse_levels,
+)
 from optimizer.engine import versions
 from optimizer.errors import DataValidationError
 from optimizer.executors import ExecutorOptions, completed
@@ -614,7 +621,7 @@ def _run(
 
 def _parse_levels(spec: SweepSpec, base: Instance) -> list[int]:
     try:
-        return parse_levels(spec.levels, len(base.bodies))
+        return parse_levels(spec.levels, len(base.bodies), most=level_limit(base))
     except DataValidationError as err:
         raise DataValidationError(
             [

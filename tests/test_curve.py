@@ -472,3 +472,33 @@ def test_a_host_in_another_nation_leaves_the_whole_body_curve_whole(tmp_path: Pa
     for level in (4, 3):
         total = rows_out.loc[rows_out["level"] == level, "total"].item()
         assert total == pytest.approx(solve_level(instance, level, options).objective)
+
+
+def test_cli_levels_reach_the_sites_that_may_open(
+    toy_folder: Path, toy_model_path: Path, tmp_path: Path, cli: CliRunner
+) -> None:
+    """A site forced open besides every body's own: the status quo is 7 agencies for 6 bodies.
+
+    ``--levels`` allowed only up to the bodies (6) and refused level 7.
+    """
+    hosts = pd.read_csv(toy_folder / "bodies.csv")[["body_id", "nation", "x_km", "y_km"]]
+    sites = hosts.assign(site_id=hosts["body_id"], name=hosts["body_id"], status="")
+    extra = {"site_id": "w1", "name": "Westgate", "nation": "Northland", "x_km": 60,
+             "y_km": 0, "status": "open", "body_id": ""}  # fmt: skip
+    sites = pd.concat([sites, pd.DataFrame([extra])], ignore_index=True)
+    sites.to_csv(toy_folder / "sites.csv", index=False)
+    with (toy_folder / "edges.csv").open("a", encoding="utf-8") as edges:
+        edges.write("a3,w1,40\n")
+    out = tmp_path / "run"
+    code, _, err = cli(
+        "curve", "--data", toy_folder, "--model", toy_model_path, "--levels", "7,5",
+        "--executor", "serial", "--out", out,
+    )  # fmt: skip
+    assert code == 0, err
+    frame = pd.read_csv(out / "curve.csv")
+    assert frame["level"].tolist() == [7, 5] and set(frame["status"]) == {"optimal"}
+    code, _, err = cli(
+        "curve", "--data", toy_folder, "--model", toy_model_path, "--levels", "8",
+        "--out", tmp_path / "other",
+    )  # fmt: skip
+    assert code == 2 and "levels must be between 1 and 7" in err, err
