@@ -43,7 +43,7 @@ from optimizer.curve import (
 from optimizer.engine import Listener as LevelListener
 from optimizer.engine import SolveResult, proof_of, write_model
 from optimizer.errors import DataValidationError, InfeasibleError, OptimizerError, SolverError
-from optimizer.evaluate import Evaluation, evaluate
+from optimizer.evaluate import Evaluation, evaluate, status_open
 from optimizer.executors import executor_options
 from optimizer.results import (
     output_folder,
@@ -141,10 +141,13 @@ def evaluate_command(
 ) -> None:
     """Check a grouping against every rule and print its cost breakdown.
 
+    Sites whose status is open in sites.csv are open (and cost their fixed
+    cost) whether or not a row names them.
+
     Example: consolidate evaluate --data toy --model models/toy.toml --groupings g.csv
     """
     instance = catalog.load(data, model)
-    result = evaluate(instance, read_groupings(groupings))
+    result = evaluate(instance, read_groupings(groupings), status_open(instance))
     if as_json:
         console.print_json(json.dumps(_evaluation_payload(result)))
     else:

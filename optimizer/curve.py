@@ -37,7 +37,7 @@ import pandas as pd
 from optimizer.engine import NEARBY_SHARE, LevelSolver, SolveResult, check_bound, versions
 from optimizer.engine import Listener as LevelListener
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
-from optimizer.evaluate import evaluate
+from optimizer.evaluate import evaluate, status_open
 from optimizer.executors import ExecutorOptions, completed, worker_count
 from optimizer.heuristics import Assignment, better, drop_site, drop_sites, swap_search
 from optimizer.instance import Instance
@@ -461,6 +461,8 @@ def merge_tries(
 def status_quo(instance: Instance) -> float:
     """The total when every body buys alone through the site it hosts (computed).
 
+    The sites whose status is ``open`` are open today too, used or not.
+
     Raises
     ------
     DataValidationError
@@ -474,7 +476,7 @@ def status_quo(instance: Instance) -> float:
         raise DataValidationError(
             [f"(sites.csv) | the status quo needs every body to host a site; not: {missing}"]
         )
-    return evaluate(instance, grouping).total
+    return evaluate(instance, grouping, status_open(instance)).total
 
 
 def level_tasks(solver: LevelSolver, levels: list[int], ahead: int = 0) -> Iterator[LevelTask]:
@@ -820,7 +822,8 @@ def curve_row(
         IDLE: idle_sites(result),
     }
     nations = instance.sites.loc[result.open_sites, "nation"].value_counts()
-    for nation, column in nation_columns(instance.bodies["nation"]).items():
+    every = [*instance.bodies["nation"], *instance.sites["nation"]]
+    for nation, column in nation_columns(every).items():
         row[column] = int(nations.get(nation, 0))
     return row
 

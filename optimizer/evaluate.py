@@ -98,6 +98,17 @@ class Evaluation:
         return self.breakdown["total"]
 
 
+def status_open(instance: Instance) -> list[str]:
+    """The sites whose ``sites.csv`` status is ``open``: open at every level and today.
+
+    A groupings file names only the agencies that buy for someone, so
+    whatever re-costs one (the status quo, ``evaluate``, a run folder)
+    opens these too.
+    """
+    status = instance.sites["status"]
+    return [str(s) for s in status.index[status == "open"]]
+
+
 def evaluate(
     instance: Instance, groupings: pd.DataFrame, open_sites: Iterable[str] = ()
 ) -> Evaluation:

@@ -24,7 +24,7 @@ from matplotlib.axes import Axes
 from optimizer import plot
 from optimizer.curve import EMPTY
 from optimizer.errors import DataValidationError
-from optimizer.evaluate import COST_TERMS, evaluate
+from optimizer.evaluate import COST_TERMS
 from optimizer.model import Category
 from optimizer.results import atomic_write_text
 from optimizer.run import Run, status_quo_groupings
@@ -125,7 +125,7 @@ class Headline:
         """Read the headline of a run."""
         level = run.recommended_level
         row = run.row(level)
-        quo = evaluate(run.instance, status_quo_groupings(run.instance), run.open_sites)
+        quo = run.status_quo()
         spend = float(run.instance.spend["spend"].sum())
         return cls(
             bodies=len(run.instance.bodies),
@@ -300,7 +300,7 @@ def _breakdown_section(run: Run, chosen: Sequence[int]) -> str:
         " and the cost of distance stacked upwards, volume discounts downwards; the diamond"
         " is their sum, the level's total minus the spend.",
     )
-    quo = evaluate(run.instance, status_quo_groupings(run.instance), run.open_sites).breakdown
+    quo = run.status_quo().breakdown
     columns = [("today", quo)] + [(f"{k} agencies", run.evaluation(k).breakdown) for k in chosen]
     labels = {"savings": "volume discounts (in purchases)"}
     rows = [

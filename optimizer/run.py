@@ -25,7 +25,7 @@ import pandas as pd
 from optimizer import catalog
 from optimizer.curve import EMPTY, CurveOptions, fingerprint
 from optimizer.errors import DataValidationError
-from optimizer.evaluate import GROUPING_COLUMNS, Evaluation, evaluate
+from optimizer.evaluate import GROUPING_COLUMNS, Evaluation, evaluate, status_open
 from optimizer.instance import Instance
 from optimizer.results import read_groupings
 
@@ -130,8 +130,19 @@ class Run:
 
     @property
     def open_sites(self) -> tuple[str, ...]:
-        """Sites the run forced open (``--keep-open``), open at every level."""
-        return tuple(self.record.get("options", {}).get("keep_open", ()))
+        """Sites open at every level: ``--keep-open`` and those of status ``open``."""
+        kept = [str(s) for s in self.record.get("options", {}).get("keep_open", ())]
+        return tuple(dict.fromkeys([*kept, *status_open(self.instance)]))
+
+    def status_quo(self) -> Evaluation:
+        """The status quo re-costed (``summary.json``'s ``status_quo_total``).
+
+        Every body buys through the site it hosts and the sites of status
+        ``open`` are open; ``--keep-open`` is the run's choice, not today's.
+        """
+        return evaluate(
+            self.instance, status_quo_groupings(self.instance), status_open(self.instance)
+        )
 
     def idle_sites(self, level: int) -> tuple[str, ...]:
         """The agencies open at ``level`` with no member (``levels/level-K.json``'s ``idle_sites``).
@@ -159,7 +170,15 @@ class Run:
         opened = self.open_sites + self.idle_sites(level)
         result = evaluate(self.instance, self.groupings(level), opened)
         expected = float(self.row(level)["total"])
-        if not result.feasible or not _close(result.total, expected):
+        if not result.feasible:
+            broken = "; ".join(str(v) for v in result.violations[:3])
+            raise DataValidationError(
+                [
+                    f"({self._grouping_path(level)}) | breaks the rules of this data and"
+                    f" model ({broken}): the folder or its data was edited or is damaged"
+                ]
+            )
+        if not _close(result.total, expected):
             raise DataValidationError(
                 [
                     f"({self._grouping_path(level)}) | costs {result.total:,.2f}, but"

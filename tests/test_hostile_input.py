@@ -553,3 +553,65 @@ def test_a_repeated_edge_is_refused_naming_both_rows(
     edges.write_text(edges.read_text() + "a2,a1,7\n", encoding="utf-8")  # row 7, again a1-a2
     refused(cli("solve", "--data", toy_folder, "--model", toy_model_path, "--level", "3"),
             "(edges.csv, row 7, column 'target') | edge a1-a2 is given again (first in row 2)")
+
+
+# ------------------------------------------------ fuzz round: a site open for no one
+
+WESTGATE_SITES = (
+    "site_id,name,nation,x_km,y_km,fixed_cost,capacity,status,body_id\n"
+    + "".join(f"{b},{b},{n},0,0,,,candidate,{b}\n"
+              for b, n in [("a1", "Northland"), ("a2", "Northland"), ("a3", "Northland"),
+                           ("a4", "Northland"), ("s1", "Southland"), ("s2", "Southland")])
+    + "w1,Westgate,Westland,60,0,,,open,\n"
+)
+
+
+@pytest.fixture
+def westgate_run(cli: CliRunner, toy_folder: Path, toy_model_path: Path, tmp_path: Path) -> Path:
+    """A toy curve (levels 6, 5, 4) with a status-open site ``w1`` that no body may use."""
+    (toy_folder / "sites.csv").write_text(WESTGATE_SITES, encoding="utf-8")
+    edges = toy_folder / "edges.csv"
+    edges.write_text(edges.read_text() + "a3,w1,40\n", encoding="utf-8")
+    out = tmp_path / "run"
+    code, _, err = cli("curve", "--data", toy_folder, "--model", toy_model_path,
+                       "--levels", "6,5,4", "--out", out, "--executor", "serial")
+    assert code == 0, err
+    return out
+
+
+def test_a_status_open_site_nobody_uses_is_open_today_and_at_every_level(
+    cli: CliRunner, westgate_run: Path, toy_folder: Path, toy_model_path: Path, tmp_path: Path
+) -> None:
+    summary = strict_json(westgate_run / "summary.json")
+    assert isinstance(summary, dict)
+    quo = 506000 + 5000  # the toy's status quo and w1's fixed cost: w1 is open today
+    assert summary["status_quo_total"] == quo
+    frame = pd.read_csv(westgate_run / "curve.csv").set_index("level")
+    assert (frame["savings"] == quo - frame["total"]).all()
+    nations = frame[["agencies_in_northland", "agencies_in_southland", "agencies_in_westland"]]
+    assert (nations.sum(axis=1) == frame.index).all()
+    assert (nations["agencies_in_westland"] == 1).all()
+    for level in (6, 5, 4):
+        sheet = tmp_path / f"x{level}.xlsx"
+        code, _, err = cli("export", westgate_run, "--level", level, "-o", sheet)
+        assert code == 0, err
+        rows = list(openpyxl.load_workbook(sheet)["summary"].values)
+        today = next(r for r in rows if r[0] == "total" and len(r) > 2 and r[1] is not None)
+        assert today[1] == quo, rows
+    for command, out in (("report", "r.html"), ("plot", "p.png")):
+        code, _, err = cli(command, westgate_run, "-o", tmp_path / out)
+        assert code == 0, err
+    code, out, err = cli("evaluate", "--data", toy_folder, "--model", toy_model_path,
+                         "--groupings", westgate_run / "groupings" / "level-4.csv", "--json")
+    assert code == 0, (out, err)
+    assert json.loads(out)["breakdown"]["total"] == frame.loc[4, "total"]
+
+
+def test_a_grouping_that_breaks_a_rule_is_named_so(
+    cli: CliRunner, westgate_run: Path, tmp_path: Path
+) -> None:
+    path = westgate_run / "groupings" / "level-4.csv"
+    path.write_text(path.read_text() + "s2,care,s1\n", encoding="utf-8")  # the row again
+    err = refused(cli("export", westgate_run, "--level", 4, "-o", tmp_path / "x.csv"),
+                  "breaks the rules", "more than one row for a body and category")
+    assert "curve.csv says" not in err
