@@ -144,6 +144,7 @@ def parse_levels(
         )
     if not levels:
         raise DataValidationError([f"(--levels) | no levels given in {spec!r}"])
+    _check_level_bounds(min_level, max_level, n_bodies)
     low = min_level if min_level is not None else 1
     high = max_level if max_level is not None else n_bodies
     if low > high:
@@ -159,6 +160,15 @@ def parse_levels(
             ]
         )
     return kept
+
+
+def _check_level_bounds(min_level: int | None, max_level: int | None, n_bodies: int) -> None:
+    """Refuse a ``--min-level`` above the bodies or a ``--max-level`` below 1: no level is left."""
+    allowed = f"this data's levels run from 1 to {n_bodies} (its bodies)"
+    if min_level is not None and min_level > n_bodies:
+        raise DataValidationError([f"(--min-level) | {min_level} leaves no level: {allowed}"])
+    if max_level is not None and max_level < 1:
+        raise DataValidationError([f"(--max-level) | {max_level} leaves no level: {allowed}"])
 
 
 def _part(part: str, n_bodies: int) -> list[int]:
@@ -852,6 +862,8 @@ def nation_columns(nations: Iterable[str]) -> dict[str, str]:
             column = f"{base}_{n}"
         columns[nation] = column
     return columns
+
+
 def idle_sites(result: SolveResult) -> list[str]:
     """The level's open agencies that buy for no one (in no row of its grouping).
 

@@ -224,6 +224,16 @@ def test_min_level_above_max_level_is_refused_and_nothing_written(
     assert not out.exists()
 
 
+@pytest.mark.parametrize(("option", "value"), [("--min-level", "100"), ("--max-level", "0")])
+def test_a_level_bound_that_leaves_no_level_names_the_range(
+    cli: CliRunner, tmp_path: Path, option: str, value: str
+) -> None:
+    out = tmp_path / "run"
+    refused(cli("curve", "--data", "toy", "--out", out, option, value),
+            f"({option}) | {value} leaves no level: this data's levels run from 1 to 6")
+    assert not out.exists()
+
+
 def test_out_that_is_a_file_is_refused(cli: CliRunner, tmp_path: Path) -> None:
     afile = tmp_path / "afile"
     afile.write_text("mine\n", encoding="utf-8")
