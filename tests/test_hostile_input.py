@@ -22,7 +22,7 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
-from conftest import CLI_CODE, CliRunner, run_cli
+from conftest import CLI_CODE, TOY_SITES, CliRunner, run_cli
 
 from optimizer import CurveOptions, SolverOptions
 from optimizer.errors import DataValidationError
@@ -549,6 +549,28 @@ def test_a_capacity_zero_host_is_named_as_the_cause(
     assert "radii" not in err
     code, _, err = cli("solve", "--data", toy_folder, "--model", toy_model_path, "--level", "5")
     assert code == 0, err
+
+
+def test_capacities_that_rule_out_every_level_are_named_as_the_cause(
+    cli: CliRunner, toy_folder: Path, toy_model_path: Path, tmp_path: Path
+) -> None:
+    """conftest's sites: a3 is closed, so its care (50,000, radius 12 km) can go only to a2,
+    whose host spends 120,000 there already: a2's capacity of 150,000 rules out every level."""
+    (toy_folder / "sites.csv").write_text(TOY_SITES, encoding="utf-8")
+    capacities = ("the sites' capacities (GBP 150,000 in all at the 1 capacity-limited site"
+                  " that may open besides 4 unlimited, against GBP 460,000 of spend")
+    code, _, err = cli("solve", "--data", toy_folder, "--model", toy_model_path, "--level", "4")
+    assert code == 3, err
+    assert "no grouping at level 4 meets every rule: 4 agencies can reach every body" in err
+    assert capacities in err and "too few agencies" not in err
+    out = tmp_path / "run"
+    code, _, err = cli("curve", "--data", toy_folder, "--model", toy_model_path,
+                       "--levels", "5,4", "--out", out, "--executor", "serial")
+    assert code == 0, err  # the run is written, its levels infeasible with their reasons
+    reasons = pd.read_csv(out / "curve.csv")["reason"]
+    for level, reason in zip((5, 4), reasons, strict=True):
+        assert reason.startswith(f"no grouping at level {level} meets every rule: 3 agencies")
+        assert capacities in reason and "too few agencies" not in reason
 
 
 def test_a_missing_data_folder_names_data(cli: CliRunner, tmp_path: Path) -> None:
