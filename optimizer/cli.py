@@ -647,7 +647,10 @@ def plot_command(
         ax = plot.plot_breakdown(run.curve)
     else:
         chosen = _level_of(run, level)
-        ax = plot.plot_map(run.instance, run.groupings(chosen), category=category)
+        opened = run.unlisted_sites(chosen)
+        ax = plot.plot_map(
+            run.instance, run.groupings(chosen), category=category, open_sites=opened
+        )
     plot.save(ax, writable_file(output, "-o"))
     console.print(f"wrote {output}")
 

@@ -85,7 +85,7 @@ class Evaluation:
         """Map the grouping on ``instance`` (:func:`optimizer.plot.plot_map`); return the Axes."""
         from optimizer.plot import plot_map
 
-        return plot_map(instance, self.groupings, ax)
+        return plot_map(instance, self.groupings, ax, open_sites=self.open_sites)
 
     @property
     def feasible(self) -> bool:

@@ -154,6 +154,14 @@ class Run:
         row = _json(path) if path.exists() else {}
         return tuple(str(s) for s in row.get("idle_sites", ()))
 
+    def unlisted_sites(self, level: int) -> tuple[str, ...]:
+        """The agencies open at ``level`` that its groupings file cannot name.
+
+        :attr:`open_sites` and :meth:`idle_sites`: whatever re-costs or maps
+        the level opens them too.
+        """
+        return tuple(dict.fromkeys(self.open_sites + self.idle_sites(level)))
+
     def row(self, level: int) -> dict[str, Any]:
         """The row of ``curve.csv`` for ``level``."""
         self._check_level(level)
@@ -167,8 +175,7 @@ class Run:
 
     def evaluation(self, level: int) -> Evaluation:
         """Re-cost ``level``'s grouping; it must match its row of ``curve.csv``."""
-        opened = self.open_sites + self.idle_sites(level)
-        result = evaluate(self.instance, self.groupings(level), opened)
+        result = evaluate(self.instance, self.groupings(level), self.unlisted_sites(level))
         expected = float(self.row(level)["total"])
         if not result.feasible:
             broken = "; ".join(str(v) for v in result.violations[:3])

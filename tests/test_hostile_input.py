@@ -633,6 +633,13 @@ def test_a_status_open_site_nobody_uses_is_open_today_and_at_every_level(
     for command, out in (("report", "r.html"), ("plot", "p.png")):
         code, _, err = cli(command, westgate_run, "-o", tmp_path / out)
         assert code == 0, err
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Maps: today (7\nagencies)" in html  # w1 among the agencies of every map
+    assert "agencies in all</strong></td><td><strong>4<" in html
+    code, _, err = cli("plot", westgate_run, "--kind", "map", "--level", 4,
+                       "-o", tmp_path / "m.svg")
+    assert code == 0, err
+    assert "4 agencies, 6 bodies" in (tmp_path / "m.svg").read_text(encoding="utf-8")
     code, out, err = cli("evaluate", "--data", toy_folder, "--model", toy_model_path,
                          "--groupings", westgate_run / "groupings" / "level-4.csv", "--json")
     assert code == 0, (out, err)
