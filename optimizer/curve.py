@@ -399,7 +399,7 @@ class _Run:
         for level, row in self.rows.items():
             if row["status"] not in EMPTY:
                 table = read_groupings(out / "groupings" / f"level-{level}.csv")
-                self.solver.solved[level] = self.solver.assignment(table)
+                self.solver.solved[level] = self.solver.assignment(table, row.get(IDLE, []))
 
     def solve(self, levels: list[int], ahead: int) -> None:
         """Solve ``levels`` (:func:`level_tasks`), then the second tries (:func:`second_tries`)."""

@@ -151,8 +151,12 @@ class Run:
         no row for them, yet they are open and cost their fixed cost.
         """
         path = self.folder / "levels" / f"level-{level}.json"
-        row = _json(path) if path.exists() else {}
-        return tuple(str(s) for s in row.get("idle_sites", ()))
+        idle = (_json(path) if path.exists() else {}).get("idle_sites", [])
+        if not isinstance(idle, list) or not all(isinstance(s, str) for s in idle):
+            raise DataValidationError(
+                [f"({path}) | idle_sites must be a list of site ids, got {json.dumps(idle)[:80]}"]
+            )
+        return tuple(idle)
 
     def unlisted_sites(self, level: int) -> tuple[str, ...]:
         """The agencies open at ``level`` that its groupings file cannot name.

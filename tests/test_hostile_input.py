@@ -654,3 +654,37 @@ def test_a_grouping_that_breaks_a_rule_is_named_so(
     err = refused(cli("export", westgate_run, "--level", 4, "-o", tmp_path / "x.csv"),
                   "breaks the rules", "more than one row for a body and category")
     assert "curve.csv says" not in err
+
+
+def test_a_resumed_run_keeps_the_idle_agencies_of_its_finished_levels(
+    cli: CliRunner, toy_folder: Path, toy_model_path: Path, tmp_path: Path
+) -> None:
+    """s2 has no spend: level 6 opens its site for no one (idle_sites). Read back without
+    it on --resume, level 6's grouping had 5 agencies and level 4 failed (bound above total)."""
+    spend = toy_folder / "spend.csv"
+    spend.write_text("".join(line for line in spend.read_text().splitlines(keepends=True)
+                             if not line.startswith("s2,")), encoding="utf-8")
+    out = tmp_path / "run"
+
+    def run(levels: str, *extra: str) -> pd.DataFrame:
+        code, _, err = cli("curve", "--data", toy_folder, "--model", toy_model_path,
+                           "--levels", levels, "--out", out, "--executor", "serial", *extra)
+        assert code == 0 and "internal error" not in err, err
+        return pd.read_csv(out / "curve.csv").set_index("level")
+
+    run("6")
+    frame = run("6,5,4", "--resume")
+    assert frame["status"].eq("optimal").all()
+    assert frame["total"].to_dict() == {6: 475000.0, 5: 459060.0, 4: 442110.0}
+
+
+@pytest.mark.parametrize("idle", ["5", "null", "[1]"])
+def test_idle_sites_that_are_no_list_of_ids_are_refused(
+    cli: CliRunner, westgate_run: Path, tmp_path: Path, idle: str
+) -> None:
+    path = westgate_run / "levels" / "level-4.json"
+    row = json.loads(path.read_text(encoding="utf-8"))
+    row["idle_sites"] = json.loads(idle)
+    path.write_text(json.dumps(row), encoding="utf-8")
+    refused(cli("export", westgate_run, "--level", 4, "-o", tmp_path / "x.csv"),
+            f"level-4.json) | idle_sites must be a list of site ids, got {idle}")
