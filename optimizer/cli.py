@@ -44,7 +44,7 @@ from optimizer.curve import (
 from optimizer.engine import Listener as LevelListener
 from optimizer.engine import SolveResult, proof_of, write_model
 from optimizer.errors import DataValidationError, InfeasibleError, OptimizerError, SolverError
-from optimizer.evaluate import Evaluation, evaluate
+from optimizer.evaluate import Evaluation, evaluate, status_open
 from optimizer.executors import executor_options
 from optimizer.results import (
     output_folder,
@@ -142,10 +142,13 @@ def evaluate_command(
 ) -> None:
     """Check a grouping against every rule and print its cost breakdown.
 
+    Sites whose status is open in sites.csv are open (and cost their fixed
+    cost) whether or not a row names them.
+
     Example: consolidate evaluate --data toy --model models/toy.toml --groupings g.csv
     """
     instance = catalog.load(data, model)
-    result = evaluate(instance, read_groupings(groupings))
+    result = evaluate(instance, read_groupings(groupings), status_open(instance))
     if as_json:
         console.print_json(json.dumps(_evaluation_payload(result)))
     else:
@@ -647,7 +650,10 @@ def plot_command(
         ax = plot.plot_breakdown(run.curve)
     else:
         chosen = _level_of(run, level)
-        ax = plot.plot_map(run.instance, run.groupings(chosen), category=category)
+        opened = run.unlisted_sites(chosen)
+        ax = plot.plot_map(
+            run.instance, run.groupings(chosen), category=category, open_sites=opened
+        )
     plot.save(ax, writable_file(output, "-o"))
     console.print(f"wrote {output}")
 

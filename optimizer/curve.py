@@ -44,7 +44,7 @@ from optimizer.engine import (
 )
 from optimizer.engine import Listener as LevelListener
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
-from optimizer.evaluate import evaluate
+from optimizer.evaluate import evaluate, status_open
 from optimizer.executors import ExecutorOptions, completed, worker_count
 from optimizer.heuristics import Assignment, better, drop_site, drop_sites, swap_search
 from optimizer.instance import Instance
@@ -163,6 +163,7 @@ def parse_levels(
         )
     if not levels:
         raise DataValidationError([f"(--levels) | no levels given in {spec!r}"])
+    _check_level_bounds(min_level, max_level, top)
     low = min_level if min_level is not None else 1
     high = max_level if max_level is not None else top
     if low > high:
@@ -188,6 +189,13 @@ def level_limit(instance: Instance) -> int:
     the status quo itself has more agencies than bodies.
     """
     return int((instance.sites["status"] != "closed").sum())
+def _check_level_bounds(min_level: int | None, max_level: int | None, top: int) -> None:
+    """Refuse a ``--min-level`` above ``top`` or a ``--max-level`` below 1: no level is left."""
+    allowed = f"this data's levels run from 1 to {top}"
+    if min_level is not None and min_level > top:
+        raise DataValidationError([f"(--min-level) | {min_level} leaves no level: {allowed}"])
+    if max_level is not None and max_level < 1:
+        raise DataValidationError([f"(--max-level) | {max_level} leaves no level: {allowed}"])
 
 
 def _part(part: str, n_bodies: int) -> list[int]:
@@ -420,7 +428,7 @@ class _Run:
         for level, row in self.rows.items():
             if row["status"] not in EMPTY:
                 table = read_groupings(out / "groupings" / f"level-{level}.csv")
-                self.solver.solved[level] = self.solver.assignment(table)
+                self.solver.solved[level] = self.solver.assignment(table, row.get(IDLE, []))
 
     def solve(self, levels: list[int], ahead: int) -> None:
         """Solve ``levels`` (:func:`level_tasks`), then the second tries (:func:`second_tries`)."""
@@ -492,6 +500,8 @@ def merge_tries(
 def status_quo(instance: Instance) -> float:
     """The total when every body buys alone through the site it hosts (computed).
 
+    The sites whose status is ``open`` are open today too, used or not.
+
     Raises
     ------
     DataValidationError
@@ -505,7 +515,7 @@ def status_quo(instance: Instance) -> float:
         raise DataValidationError(
             [f"(sites.csv) | the status quo needs every body to host a site; not: {missing}"]
         )
-    return evaluate(instance, grouping).total
+    return evaluate(instance, grouping, status_open(instance)).total
 
 
 def level_tasks(solver: LevelSolver, levels: list[int], ahead: int = 0) -> Iterator[LevelTask]:
@@ -851,7 +861,8 @@ def curve_row(
         IDLE: idle_sites(result),
     }
     nations = instance.sites.loc[result.open_sites, "nation"].value_counts()
-    for nation, column in nation_columns(instance.bodies["nation"]).items():
+    every = [*instance.bodies["nation"], *instance.sites["nation"]]
+    for nation, column in nation_columns(every).items():
         row[column] = int(nations.get(nation, 0))
     return row
 

@@ -83,6 +83,7 @@ POLISH_SHARE = 0.7  # of the time left after the LP phase, for RENS or swaps bef
 NEIGHBOURHOOD_TIME = 5.0
 RENS_GAP_SHARE = 0.5  # of the gap, for RENS's MIP (which stops sooner within the level's gap)
 Listener = Callable[[str, float, float], None]  # (phase, best total or inf, bound) as a level runs
+WHOLE_BODY = "the whole-body rule (split_categories = false)"  # as infeasibility messages name it
 COVER_TIME_LIMIT = 60.0  # s; on a time-out the cover's bound still proves the levels below
 CHECK_TOLERANCE = 1e-6
 BOUND_TOLERANCE = 1e-9  # relative: a bound further above a grouping's total is a bug
@@ -192,7 +193,7 @@ class SolveResult:
         """Map the grouping on ``instance`` (:func:`optimizer.plot.plot_map`); return the Axes."""
         from optimizer.plot import plot_map
 
-        return plot_map(instance, self.groupings, ax)
+        return plot_map(instance, self.groupings, ax, open_sites=self.open_sites)
 
 
 def versions() -> dict[str, str]:
@@ -793,7 +794,7 @@ class LevelSolver:
         for _ in range(LP_ROUNDS):
             out = solver.solve(_remaining(limit, began))
             if out.status == "infeasible":
-                raise InfeasibleError(_no_grouping(level))
+                raise InfeasibleError(self.no_grouping(level))
             if out.values is None:
                 break
             if out.status == "optimal":
@@ -1003,6 +1004,57 @@ class LevelSolver:
         if held is not None and held[0] == level:
             return held[1]
         return self.cover(level, time_limit)
+
+    def no_grouping(self, level: int | None) -> str:
+        """Why no grouping at ``level`` meets the rules, naming the rules the set cover ignores.
+
+        The set cover (:meth:`smallest_level`) counts agencies under the
+        radius and nation rules only, and the covering MIP of a level solved
+        alone checks them only. Where the level has at least the agencies
+        either found (the set cover runs here, within the solver's time
+        limit, when neither has), the capacities or the whole-body rule rule
+        it out; below that count, the radii may too.
+        """
+        beyond = self._beyond_cover()
+        if not beyond:
+            return _no_grouping(level)
+        rules = " and ".join(beyond) + (" rules" if beyond == [WHOLE_BODY] else " rule")
+        at = "with the number of agencies free" if level is None else f"at level {level}"
+        if self.covered is None and self.fewest is None:
+            try:
+                self.smallest_level(self.options.time_limit)
+            except InfeasibleError as err:  # the radii alone rule out every level
+                return str(err)
+        reach = self.fewest if self.covered is None else self.covered[0]
+        if reach is not None and (level is None or level >= reach):
+            return (
+                f"no grouping {at} meets every rule: {reach} agencies can reach every body"
+                f" within its categories' radii, so {rules} it out"
+            )
+        return (
+            f"no grouping {at} meets every rule: too few agencies to reach every body within its"
+            f" categories' radii, or {rules} it out (the fewest agencies within the radii"
+            " is counted without them, so it is a lower estimate)"
+        )
+
+    def _beyond_cover(self) -> list[str]:
+        """The rules in play that the set cover ignores, described."""
+        rules = []
+        capacity = self.st.site_capacity
+        openable = ~self.closed & (self.instance.sites["status"] != "closed").to_numpy()
+        limited = openable & np.isfinite(capacity)
+        if limited.any():
+            spend = float(self.instance.spend["spend"].sum())
+            count, free = int(limited.sum()), int((openable & ~limited).sum())
+            rules.append(
+                f"the sites' capacities (GBP {capacity[limited].sum():,.0f} in all at the {count}"
+                f" capacity-limited site{'' if count == 1 else 's'} that may open"
+                f"{f' besides {free} unlimited' if free else ''}, against GBP {spend:,.0f} of"
+                " spend; an open site's host buys all its own spend there)"
+            )
+        if self.whole_body:
+            rules.append(WHOLE_BODY)
+        return rules
 
     def smallest_level(self, time_limit: float | None = None) -> int:
         """The fewest agencies that can reach every body in every category, proven.
@@ -1304,7 +1356,7 @@ class LevelSolver:
         self.tell("compact MIP", None, -math.inf)
         out = solver.solve(_remaining(limit, began))
         if out.status == "infeasible":
-            raise InfeasibleError(_no_grouping(level))
+            raise InfeasibleError(self.no_grouping(level))
         if out.values is None:
             return None, out.bound, "time_limit", stats
         x = out.values[st.n_sites + st.n_copies : st.n_sites + st.n_copies + len(pairs)]

@@ -85,7 +85,7 @@ class Evaluation:
         """Map the grouping on ``instance`` (:func:`optimizer.plot.plot_map`); return the Axes."""
         from optimizer.plot import plot_map
 
-        return plot_map(instance, self.groupings, ax)
+        return plot_map(instance, self.groupings, ax, open_sites=self.open_sites)
 
     @property
     def feasible(self) -> bool:
@@ -96,6 +96,17 @@ class Evaluation:
     def total(self) -> float:
         """The total annual cost, GBP."""
         return self.breakdown["total"]
+
+
+def status_open(instance: Instance) -> list[str]:
+    """The sites whose ``sites.csv`` status is ``open``: open at every level and today.
+
+    A groupings file names only the agencies that buy for someone, so
+    whatever re-costs one (the status quo, ``evaluate``, a run folder)
+    opens these too.
+    """
+    status = instance.sites["status"]
+    return [str(s) for s in status.index[status == "open"]]
 
 
 def evaluate(

@@ -40,7 +40,7 @@ from optimizer.errors import DataValidationError
 from optimizer.evaluate import COST_TERMS, Evaluation, evaluate
 from optimizer.instance import Instance
 from optimizer.results import atomic_write_text
-from optimizer.run import Run, atomic_path, status_quo_groupings
+from optimizer.run import Run, atomic_path
 from optimizer.schema import EARTH_RADIUS_KM
 
 DETAIL_COLUMNS = [
@@ -405,7 +405,7 @@ def level_facts(run: Run, level: int) -> pd.DataFrame:
 
 def summary_table(run: Run, evaluation: Evaluation) -> pd.DataFrame:
     """The level's breakdown beside the status quo's: ``term, status_quo, level, change``."""
-    quo = evaluate(run.instance, status_quo_groupings(run.instance), run.open_sites).breakdown
+    quo = run.status_quo().breakdown
     terms = [*COST_TERMS, "savings", "total"]
     labels = {"savings": "discounts (netted in purchases)"}
     here = evaluation.breakdown

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib as mpl
@@ -286,12 +287,15 @@ def plot_map(
     groupings: pd.DataFrame,
     ax: Axes | None = None,
     category: str | None = None,
+    open_sites: Iterable[str] = (),
 ) -> Axes:
     """A map of a grouping, drawn from the bodies' and sites' coordinates.
 
     Each body is a dot coloured by its agency (its main agency, the one
     buying most of its spend, or the agency of ``category``) and joined to
-    it by a line; agencies are squares edged in black; the network is drawn
+    it by a line; agencies are squares edged in black, with ``open_sites``
+    (open although no row names them: forced open, or open for no one)
+    among them on a map of every category; the network is drawn
     faintly behind. Nearby agencies get different colours. The artists carry
     the gids ``network``, ``members``, ``bodies`` and ``agencies`` (kept as
     group ids in SVG output).
@@ -312,7 +316,8 @@ def plot_map(
         agency = rows.set_index("body_id")["site_id"]
     else:
         agency = main_agency(instance, rows)
-    sites = instance.sites.loc[sorted(set(rows["site_id"]))]
+    shown = set(rows["site_id"]) | (set(map(str, open_sites)) if category is None else set())
+    sites = instance.sites.loc[sorted(shown)]
     colours = agency_colours(sites)
     _network(ax, instance)
     _member_lines(ax, instance, agency, colours)

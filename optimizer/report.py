@@ -24,7 +24,7 @@ from matplotlib.axes import Axes
 from optimizer import plot
 from optimizer.curve import EMPTY
 from optimizer.errors import DataValidationError
-from optimizer.evaluate import COST_TERMS, evaluate
+from optimizer.evaluate import COST_TERMS
 from optimizer.model import Category
 from optimizer.results import atomic_write_text
 from optimizer.run import Run, status_quo_groupings
@@ -125,7 +125,7 @@ class Headline:
         """Read the headline of a run."""
         level = run.recommended_level
         row = run.row(level)
-        quo = evaluate(run.instance, status_quo_groupings(run.instance), run.open_sites)
+        quo = run.status_quo()
         spend = float(run.instance.spend["spend"].sum())
         return cls(
             bodies=len(run.instance.bodies),
@@ -300,7 +300,7 @@ def _breakdown_section(run: Run, chosen: Sequence[int]) -> str:
         " and the cost of distance stacked upwards, volume discounts downwards; the diamond"
         " is their sum, the level's total minus the spend.",
     )
-    quo = evaluate(run.instance, status_quo_groupings(run.instance), run.open_sites).breakdown
+    quo = run.status_quo().breakdown
     columns = [("today", quo)] + [(f"{k} agencies", run.evaluation(k).breakdown) for k in chosen]
     labels = {"savings": "volume discounts (in purchases)"}
     rows = [
@@ -316,12 +316,14 @@ def _breakdown_section(run: Run, chosen: Sequence[int]) -> str:
 
 
 def _maps_section(run: Run, chosen: Sequence[int]) -> str:
-    quo = len(run.instance.bodies)
-    figures = [_map(run, status_quo_groupings(run.instance), "Today", "every body buys for itself")]
+    today = run.status_quo()
+    quo = today.level
+    note = "every body buys for itself"
+    figures = [_map(run, status_quo_groupings(run.instance), "Today", note, today.open_sites)]
     for k in chosen:
         row = run.row(k)
         status = f"{row['status']}, gap {_gap(float(row['gap']))}"
-        figures.append(_map(run, run.groupings(k), f"{k} agencies", status))
+        figures.append(_map(run, run.groupings(k), f"{k} agencies", status, run.unlisted_sites(k)))
     return f"""<section class="maps">
 <h2>3. Who buys with whom</h2>
 <p>Each dot is a body, coloured by its main agency (the one buying most of its spend)
@@ -333,11 +335,11 @@ agencies) and {" and ".join(str(k) for k in chosen)} agencies.</p>
 </section>"""
 
 
-def _map(run: Run, groupings: pd.DataFrame, title: str, note: str) -> str:
-    ax = plot.plot_map(run.instance, groupings, plot.new_axes(7.0, 9.0))
+def _map(run: Run, groupings: pd.DataFrame, title: str, note: str, unlisted: Sequence[str]) -> str:
+    ax = plot.plot_map(run.instance, groupings, plot.new_axes(7.0, 9.0), open_sites=unlisted)
     ax.set_title(title, loc="left", fontweight="bold")
     per_category = groupings.groupby("category")["site_id"].nunique()
-    opened = sorted(set(groupings["site_id"]))
+    opened = sorted(set(groupings["site_id"]) | set(unlisted))
     nations = run.instance.sites.loc[opened, "nation"].value_counts().sort_index()
     rows = [[_esc(c), str(int(per_category.get(c, 0)))] for c in run.instance.categories]
     rows += [[f"<em>in {_esc(n)}</em>", str(int(v))] for n, v in nations.items()]

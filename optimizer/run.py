@@ -25,7 +25,7 @@ import pandas as pd
 from optimizer import catalog
 from optimizer.curve import EMPTY, CurveOptions, fingerprint
 from optimizer.errors import DataValidationError
-from optimizer.evaluate import GROUPING_COLUMNS, Evaluation, evaluate
+from optimizer.evaluate import GROUPING_COLUMNS, Evaluation, evaluate, status_open
 from optimizer.instance import Instance
 from optimizer.results import read_groupings
 
@@ -130,8 +130,19 @@ class Run:
 
     @property
     def open_sites(self) -> tuple[str, ...]:
-        """Sites the run forced open (``--keep-open``), open at every level."""
-        return tuple(self.record.get("options", {}).get("keep_open", ()))
+        """Sites open at every level: ``--keep-open`` and those of status ``open``."""
+        kept = [str(s) for s in self.record.get("options", {}).get("keep_open", ())]
+        return tuple(dict.fromkeys([*kept, *status_open(self.instance)]))
+
+    def status_quo(self) -> Evaluation:
+        """The status quo re-costed (``summary.json``'s ``status_quo_total``).
+
+        Every body buys through the site it hosts and the sites of status
+        ``open`` are open; ``--keep-open`` is the run's choice, not today's.
+        """
+        return evaluate(
+            self.instance, status_quo_groupings(self.instance), status_open(self.instance)
+        )
 
     def idle_sites(self, level: int) -> tuple[str, ...]:
         """The agencies open at ``level`` with no member (``levels/level-K.json``'s ``idle_sites``).
@@ -140,8 +151,20 @@ class Run:
         no row for them, yet they are open and cost their fixed cost.
         """
         path = self.folder / "levels" / f"level-{level}.json"
-        row = _json(path) if path.exists() else {}
-        return tuple(str(s) for s in row.get("idle_sites", ()))
+        idle = (_json(path) if path.exists() else {}).get("idle_sites", [])
+        if not isinstance(idle, list) or not all(isinstance(s, str) for s in idle):
+            raise DataValidationError(
+                [f"({path}) | idle_sites must be a list of site ids, got {json.dumps(idle)[:80]}"]
+            )
+        return tuple(idle)
+
+    def unlisted_sites(self, level: int) -> tuple[str, ...]:
+        """The agencies open at ``level`` that its groupings file cannot name.
+
+        :attr:`open_sites` and :meth:`idle_sites`: whatever re-costs or maps
+        the level opens them too.
+        """
+        return tuple(dict.fromkeys(self.open_sites + self.idle_sites(level)))
 
     def row(self, level: int) -> dict[str, Any]:
         """The row of ``curve.csv`` for ``level``."""
@@ -156,10 +179,17 @@ class Run:
 
     def evaluation(self, level: int) -> Evaluation:
         """Re-cost ``level``'s grouping; it must match its row of ``curve.csv``."""
-        opened = self.open_sites + self.idle_sites(level)
-        result = evaluate(self.instance, self.groupings(level), opened)
+        result = evaluate(self.instance, self.groupings(level), self.unlisted_sites(level))
         expected = float(self.row(level)["total"])
-        if not result.feasible or not _close(result.total, expected):
+        if not result.feasible:
+            broken = "; ".join(str(v) for v in result.violations[:3])
+            raise DataValidationError(
+                [
+                    f"({self._grouping_path(level)}) | breaks the rules of this data and"
+                    f" model ({broken}): the folder or its data was edited or is damaged"
+                ]
+            )
+        if not _close(result.total, expected):
             raise DataValidationError(
                 [
                     f"({self._grouping_path(level)}) | costs {result.total:,.2f}, but"

@@ -260,8 +260,8 @@ OPTION_VALUES: dict[str, tuple[tuple[str, int | None], ...]] = {
     "--workers": (("0", 2), ("abc", 2)),
     "--keep-open": (("zz", 2), ("a3", None)),
     "--keep-closed": (("s1", None), ("a1,a2,a3,a4", None)),
-    "--min-level": (("100", None),),
-    "--max-level": (("0", None),),
+    "--min-level": (("100", 2),),
+    "--max-level": (("0", 2),),
     "--solver": (("gurobi", 2),),
 }
 

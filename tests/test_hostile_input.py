@@ -22,7 +22,7 @@ from pathlib import Path
 import openpyxl
 import pandas as pd
 import pytest
-from conftest import CLI_CODE, CliRunner, run_cli
+from conftest import CLI_CODE, TOY_SITES, CliRunner, run_cli
 
 from optimizer import CurveOptions, SolverOptions
 from optimizer.errors import DataValidationError
@@ -221,6 +221,16 @@ def test_min_level_above_max_level_is_refused_and_nothing_written(
     assert not out.exists()
     refused(cli("curve", "--data", "toy", "--out", out, "--levels", "6,5",
                 "--max-level", "4"), "(--levels) | none of '6,5'")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(("option", "value"), [("--min-level", "100"), ("--max-level", "0")])
+def test_a_level_bound_that_leaves_no_level_names_the_range(
+    cli: CliRunner, tmp_path: Path, option: str, value: str
+) -> None:
+    out = tmp_path / "run"
+    refused(cli("curve", "--data", "toy", "--out", out, option, value),
+            f"({option}) | {value} leaves no level: this data's levels run from 1 to 6")
     assert not out.exists()
 
 
@@ -541,6 +551,28 @@ def test_a_capacity_zero_host_is_named_as_the_cause(
     assert code == 0, err
 
 
+def test_capacities_that_rule_out_every_level_are_named_as_the_cause(
+    cli: CliRunner, toy_folder: Path, toy_model_path: Path, tmp_path: Path
+) -> None:
+    """conftest's sites: a3 is closed, so its care (50,000, radius 12 km) can go only to a2,
+    whose host spends 120,000 there already: a2's capacity of 150,000 rules out every level."""
+    (toy_folder / "sites.csv").write_text(TOY_SITES, encoding="utf-8")
+    capacities = ("the sites' capacities (GBP 150,000 in all at the 1 capacity-limited site"
+                  " that may open besides 4 unlimited, against GBP 460,000 of spend")
+    code, _, err = cli("solve", "--data", toy_folder, "--model", toy_model_path, "--level", "4")
+    assert code == 3, err
+    assert "no grouping at level 4 meets every rule: 4 agencies can reach every body" in err
+    assert capacities in err and "too few agencies" not in err
+    out = tmp_path / "run"
+    code, _, err = cli("curve", "--data", toy_folder, "--model", toy_model_path,
+                       "--levels", "5,4", "--out", out, "--executor", "serial")
+    assert code == 0, err  # the run is written, its levels infeasible with their reasons
+    reasons = pd.read_csv(out / "curve.csv")["reason"]
+    for level, reason in zip((5, 4), reasons, strict=True):
+        assert reason.startswith(f"no grouping at level {level} meets every rule: 3 agencies")
+        assert capacities in reason and "too few agencies" not in reason
+
+
 def test_a_missing_data_folder_names_data(cli: CliRunner, tmp_path: Path) -> None:
     err = refused(cli("solve", "--data", tmp_path / "nowhere", "--level", "3"), "(--data) |")
     assert "--model" not in err
@@ -553,3 +585,106 @@ def test_a_repeated_edge_is_refused_naming_both_rows(
     edges.write_text(edges.read_text() + "a2,a1,7\n", encoding="utf-8")  # row 7, again a1-a2
     refused(cli("solve", "--data", toy_folder, "--model", toy_model_path, "--level", "3"),
             "(edges.csv, row 7, column 'target') | edge a1-a2 is given again (first in row 2)")
+
+
+# ------------------------------------------------ fuzz round: a site open for no one
+
+WESTGATE_SITES = (
+    "site_id,name,nation,x_km,y_km,fixed_cost,capacity,status,body_id\n"
+    + "".join(f"{b},{b},{n},0,0,,,candidate,{b}\n"
+              for b, n in [("a1", "Northland"), ("a2", "Northland"), ("a3", "Northland"),
+                           ("a4", "Northland"), ("s1", "Southland"), ("s2", "Southland")])
+    + "w1,Westgate,Westland,60,0,,,open,\n"
+)
+
+
+@pytest.fixture
+def westgate_run(cli: CliRunner, toy_folder: Path, toy_model_path: Path, tmp_path: Path) -> Path:
+    """A toy curve (levels 6, 5, 4) with a status-open site ``w1`` that no body may use."""
+    (toy_folder / "sites.csv").write_text(WESTGATE_SITES, encoding="utf-8")
+    edges = toy_folder / "edges.csv"
+    edges.write_text(edges.read_text() + "a3,w1,40\n", encoding="utf-8")
+    out = tmp_path / "run"
+    code, _, err = cli("curve", "--data", toy_folder, "--model", toy_model_path,
+                       "--levels", "6,5,4", "--out", out, "--executor", "serial")
+    assert code == 0, err
+    return out
+
+
+def test_a_status_open_site_nobody_uses_is_open_today_and_at_every_level(
+    cli: CliRunner, westgate_run: Path, toy_folder: Path, toy_model_path: Path, tmp_path: Path
+) -> None:
+    summary = strict_json(westgate_run / "summary.json")
+    assert isinstance(summary, dict)
+    quo = 506000 + 5000  # the toy's status quo and w1's fixed cost: w1 is open today
+    assert summary["status_quo_total"] == quo
+    frame = pd.read_csv(westgate_run / "curve.csv").set_index("level")
+    assert (frame["savings"] == quo - frame["total"]).all()
+    nations = frame[["agencies_in_northland", "agencies_in_southland", "agencies_in_westland"]]
+    assert (nations.sum(axis=1) == frame.index).all()
+    assert (nations["agencies_in_westland"] == 1).all()
+    for level in (6, 5, 4):
+        sheet = tmp_path / f"x{level}.xlsx"
+        code, _, err = cli("export", westgate_run, "--level", level, "-o", sheet)
+        assert code == 0, err
+        rows = list(openpyxl.load_workbook(sheet)["summary"].values)
+        today = next(r for r in rows if r[0] == "total" and len(r) > 2 and r[1] is not None)
+        assert today[1] == quo, rows
+    for command, out in (("report", "r.html"), ("plot", "p.png")):
+        code, _, err = cli(command, westgate_run, "-o", tmp_path / out)
+        assert code == 0, err
+    html = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Maps: today (7\nagencies)" in html  # w1 among the agencies of every map
+    assert "agencies in all</strong></td><td><strong>4<" in html
+    code, _, err = cli("plot", westgate_run, "--kind", "map", "--level", 4,
+                       "-o", tmp_path / "m.svg")
+    assert code == 0, err
+    assert "4 agencies, 6 bodies" in (tmp_path / "m.svg").read_text(encoding="utf-8")
+    code, out, err = cli("evaluate", "--data", toy_folder, "--model", toy_model_path,
+                         "--groupings", westgate_run / "groupings" / "level-4.csv", "--json")
+    assert code == 0, (out, err)
+    assert json.loads(out)["breakdown"]["total"] == frame.loc[4, "total"]
+
+
+def test_a_grouping_that_breaks_a_rule_is_named_so(
+    cli: CliRunner, westgate_run: Path, tmp_path: Path
+) -> None:
+    path = westgate_run / "groupings" / "level-4.csv"
+    path.write_text(path.read_text() + "s2,care,s1\n", encoding="utf-8")  # the row again
+    err = refused(cli("export", westgate_run, "--level", 4, "-o", tmp_path / "x.csv"),
+                  "breaks the rules", "more than one row for a body and category")
+    assert "curve.csv says" not in err
+
+
+def test_a_resumed_run_keeps_the_idle_agencies_of_its_finished_levels(
+    cli: CliRunner, toy_folder: Path, toy_model_path: Path, tmp_path: Path
+) -> None:
+    """s2 has no spend: level 6 opens its site for no one (idle_sites). Read back without
+    it on --resume, level 6's grouping had 5 agencies and level 4 failed (bound above total)."""
+    spend = toy_folder / "spend.csv"
+    spend.write_text("".join(line for line in spend.read_text().splitlines(keepends=True)
+                             if not line.startswith("s2,")), encoding="utf-8")
+    out = tmp_path / "run"
+
+    def run(levels: str, *extra: str) -> pd.DataFrame:
+        code, _, err = cli("curve", "--data", toy_folder, "--model", toy_model_path,
+                           "--levels", levels, "--out", out, "--executor", "serial", *extra)
+        assert code == 0 and "internal error" not in err, err
+        return pd.read_csv(out / "curve.csv").set_index("level")
+
+    run("6")
+    frame = run("6,5,4", "--resume")
+    assert frame["status"].eq("optimal").all()
+    assert frame["total"].to_dict() == {6: 475000.0, 5: 459060.0, 4: 442110.0}
+
+
+@pytest.mark.parametrize("idle", ["5", "null", "[1]"])
+def test_idle_sites_that_are_no_list_of_ids_are_refused(
+    cli: CliRunner, westgate_run: Path, tmp_path: Path, idle: str
+) -> None:
+    path = westgate_run / "levels" / "level-4.json"
+    row = json.loads(path.read_text(encoding="utf-8"))
+    row["idle_sites"] = json.loads(idle)
+    path.write_text(json.dumps(row), encoding="utf-8")
+    refused(cli("export", westgate_run, "--level", 4, "-o", tmp_path / "x.csv"),
+            f"level-4.json) | idle_sites must be a list of site ids, got {idle}")
