@@ -44,7 +44,7 @@ from optimizer.engine import (
 )
 from optimizer.engine import Listener as LevelListener
 from optimizer.errors import DataValidationError, InfeasibleError, NoGroupingError
-from optimizer.evaluate import evaluate, status_open
+from optimizer.evaluate import GROUPING_COLUMNS, Evaluation, evaluate, status_open
 from optimizer.executors import ExecutorOptions, completed, worker_count
 from optimizer.heuristics import Assignment, better, drop_site, drop_sites, swap_search
 from optimizer.instance import Instance
@@ -500,22 +500,49 @@ def merge_tries(
 def status_quo(instance: Instance) -> float:
     """The total when every body buys alone through the site it hosts (computed).
 
-    The sites whose status is ``open`` are open today too, used or not.
+    The total of :func:`status_quo_evaluation`.
 
     Raises
     ------
     DataValidationError
         When some body with spend hosts no site, so the status quo is undefined.
     """
-    host = instance.sites.reset_index().drop_duplicates("body_id").set_index("body_id")["site_id"]
-    grouping = instance.spend[["body_id", "category"]].copy()
-    grouping["site_id"] = grouping["body_id"].map(host)
+    return status_quo_evaluation(instance).total
+
+
+def status_quo_evaluation(instance: Instance) -> Evaluation:
+    """The status quo re-costed: :func:`status_quo_groupings`, the sites of status ``open`` open.
+
+    Raises
+    ------
+    DataValidationError
+        When some body with spend hosts no site, so the status quo is undefined.
+    """
+    grouping = status_quo_groupings(instance)
     if grouping["site_id"].isna().any():
         missing = sorted(grouping.loc[grouping["site_id"].isna(), "body_id"].unique())[:10]
         raise DataValidationError(
             [f"(sites.csv) | the status quo needs every body to host a site; not: {missing}"]
         )
-    return evaluate(instance, grouping, status_open(instance)).total
+    return evaluate(instance, grouping, status_open(instance))
+
+
+def status_quo_groupings(instance: Instance) -> pd.DataFrame:
+    """Every body buying alone, through the site it hosts (the curve's status quo).
+
+    A body that hosts no site has no ``site_id`` (NaN).
+
+    Examples
+    --------
+    >>> import optimizer
+    >>> status_quo_groupings(optimizer.load("toy")).head(2).values.tolist()
+    [['a1', 'care', 'a1'], ['a1', 'ict', 'a1']]
+    """
+    sites = instance.sites.reset_index()
+    host = sites[sites["body_id"] != ""].drop_duplicates("body_id").set_index("body_id")
+    grouping = instance.spend[["body_id", "category"]].copy()
+    grouping["site_id"] = grouping["body_id"].map(host["site_id"])
+    return grouping[GROUPING_COLUMNS].reset_index(drop=True)
 
 
 def level_tasks(solver: LevelSolver, levels: list[int], ahead: int = 0) -> Iterator[LevelTask]:

@@ -22,12 +22,12 @@ import pandas as pd
 from matplotlib.axes import Axes
 
 from optimizer import plot
-from optimizer.curve import EMPTY
+from optimizer.curve import EMPTY, status_quo_groupings
 from optimizer.errors import DataValidationError
 from optimizer.evaluate import COST_TERMS
 from optimizer.model import Category
 from optimizer.results import atomic_write_text
-from optimizer.run import Run, status_quo_groupings
+from optimizer.run import Run
 
 CONTEXT_FILE = Path(__file__).with_name("_context.toml")
 

@@ -23,9 +23,9 @@ from typing import Any
 import pandas as pd
 
 from optimizer import catalog
-from optimizer.curve import EMPTY, CurveOptions, fingerprint
+from optimizer.curve import EMPTY, CurveOptions, fingerprint, status_quo_evaluation
 from optimizer.errors import DataValidationError
-from optimizer.evaluate import GROUPING_COLUMNS, Evaluation, evaluate, status_open
+from optimizer.evaluate import Evaluation, evaluate, status_open
 from optimizer.instance import Instance
 from optimizer.results import read_groupings
 
@@ -68,22 +68,6 @@ def run_inputs(data: str, model: str | None) -> dict[str, str]:
     else:
         model_ref = model
     return {"data": data_ref, "model": model_ref}
-
-
-def status_quo_groupings(instance: Instance) -> pd.DataFrame:
-    """Every body buying alone, through the site it hosts (the curve's status quo).
-
-    Examples
-    --------
-    >>> import optimizer
-    >>> status_quo_groupings(optimizer.load("toy")).head(2).values.tolist()
-    [['a1', 'care', 'a1'], ['a1', 'ict', 'a1']]
-    """
-    sites = instance.sites.reset_index()
-    host = sites[sites["body_id"] != ""].drop_duplicates("body_id").set_index("body_id")
-    grouping = instance.spend[["body_id", "category"]].copy()
-    grouping["site_id"] = grouping["body_id"].map(host["site_id"])
-    return grouping[GROUPING_COLUMNS].reset_index(drop=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,9 +124,7 @@ class Run:
         Every body buys through the site it hosts and the sites of status
         ``open`` are open; ``--keep-open`` is the run's choice, not today's.
         """
-        return evaluate(
-            self.instance, status_quo_groupings(self.instance), status_open(self.instance)
-        )
+        return status_quo_evaluation(self.instance)
 
     def idle_sites(self, level: int) -> tuple[str, ...]:
         """The agencies open at ``level`` with no member (``levels/level-K.json``'s ``idle_sites``).

@@ -15,6 +15,7 @@ from matplotlib.collections import Collection
 from PIL import Image
 
 import optimizer
+from optimizer.curve import status_quo_groupings
 from optimizer.errors import DataValidationError
 from optimizer.plot import (
     agency_colours,
@@ -24,7 +25,7 @@ from optimizer.plot import (
     plot_map,
     save,
 )
-from optimizer.run import open_run, status_quo_groupings
+from optimizer.run import open_run
 
 
 def _curve(folder: Path) -> pd.DataFrame:
