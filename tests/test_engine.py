@@ -439,20 +439,33 @@ def test_unknown_solver_is_bad_input(cli: CliRunner) -> None:
     assert code == 2 and "(--solver) | expected one of" in stderr
 
 
-def test_a_re_solve_gets_its_own_time_limit() -> None:
-    """HiGHS counts an LP's time limit over every run of its object: re-solves must not."""
-    rng = np.random.default_rng(3)
-    n = 400
-    matrix = sp.csr_matrix(rng.uniform(0.0, 1.0, (n, n)))
-    model = MatrixModel(
+def _dense_lp(
+    seed: int,
+    n: int,
+    upper: float = np.inf,
+    integer: int = 0,
+    rhs: tuple[float, float] = (1.0, 2.0),
+) -> MatrixModel:
+    """max ``c x`` (c in [1, 2]) over ``A x <= b`` with a dense random ``A``, ``x`` in [0, upper].
+
+    The first ``integer`` columns are integer; ``b`` is drawn from ``rhs``.
+    """
+    rng = np.random.default_rng(seed)
+    return MatrixModel(
         -rng.uniform(1.0, 2.0, n),
         np.zeros(n),
-        np.full(n, np.inf),
-        np.zeros(n, dtype=bool),
-        matrix,
+        np.full(n, upper),
+        np.arange(n) < integer,
+        sp.csr_matrix(rng.uniform(0.0, 1.0, (n, n))),
         np.full(n, -np.inf),
-        rng.uniform(1.0, 2.0, n),
+        rng.uniform(*rhs, n),
     )
+
+
+def test_a_re_solve_gets_its_own_time_limit() -> None:
+    """HiGHS counts an LP's time limit over every run of its object: re-solves must not."""
+    n = 400
+    model = _dense_lp(3, n)
     solver = HighsBackend(model, SolverOptions())
     began = time.perf_counter()
     assert solver.solve(None).status == "optimal"
@@ -468,17 +481,7 @@ def test_a_re_solve_gets_its_own_time_limit() -> None:
 
 def test_a_zero_time_limit_is_zero_not_unlimited() -> None:
     """A phase called with no time left (0) stops at once; HiGHS read 0 as no limit."""
-    rng = np.random.default_rng(3)
-    n = 400
-    model = MatrixModel(
-        -rng.uniform(1.0, 2.0, n),
-        np.zeros(n),
-        np.full(n, np.inf),
-        np.zeros(n, dtype=bool),
-        sp.csr_matrix(rng.uniform(0.0, 1.0, (n, n))),
-        np.full(n, -np.inf),
-        rng.uniform(1.0, 2.0, n),
-    )
+    model = _dense_lp(3, 400)
     assert HighsBackend(model, SolverOptions()).solve(0.0).status == "time_limit"
     assert HighsBackend(model, SolverOptions()).solve(None).status == "optimal"
 
@@ -564,17 +567,8 @@ def test_a_snapshot_whose_binding_row_was_deleted_still_starts_an_lp() -> None:
 
 def test_an_lp_after_a_mip_starts_from_the_last_lp_basis() -> None:
     """A MIP leaves no basis; the LP after it must not start cold (cuts added meanwhile)."""
-    rng = np.random.default_rng(5)
     n = 300
-    model = MatrixModel(
-        -rng.uniform(1.0, 2.0, n),
-        np.zeros(n),
-        np.ones(n),
-        np.arange(n) < 20,
-        sp.csr_matrix(rng.uniform(0.0, 1.0, (n, n))),
-        np.full(n, -np.inf),
-        rng.uniform(5.0, 10.0, n),
-    )
+    model = _dense_lp(5, n, upper=1.0, integer=20, rhs=(5.0, 10.0))
     solver = HighsBackend(model, SolverOptions(gap=1e-2))
     solver.relax(True)
     first = solver.solve(None)
